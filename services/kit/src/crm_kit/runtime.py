@@ -1,0 +1,187 @@
+"""Explicit wiring of one service process: migrations, pool, producer, outbox relay, consumers.
+
+    runtime = ServiceRuntime(settings, service="contacts", migrations=MIGRATIONS)
+    runtime.add_consumer("identity", [INTERACTIONS_RAW], handlers.resolve_interactions)
+    app = create_service_app(settings=settings, ..., lifespan=runtime.lifespan,
+                             readiness=runtime.readiness)
+    serve(app, settings)
+
+Start order is the prestart order: migrate, then open the pool and producer, then
+relay and consumers; shutdown (SIGTERM via uvicorn) runs it backwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from fastapi import Depends, Request
+
+from crm_kit.consumer import BatchHandler, ConsumerRunner
+from crm_kit.db import create_pool
+from crm_kit.kafka import start_producer
+from crm_kit.migrations import migrate
+from crm_kit.outbox import OutboxRelay
+from crm_kit.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    """The long-lived resources of a service process."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        service: str,
+        migrations: Path | None = None,
+        outbox: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self._migrations = migrations
+        self._outbox = outbox  # a stateless edge (ingest) publishes directly and needs no relay
+        self._consumer_specs: list[tuple[str, list[str], BatchHandler]] = []
+        self.consumers: list[ConsumerRunner] = []
+        self._pool: asyncpg.Pool | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.relay: OutboxRelay | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "runtime not started"
+        return self._pool
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        assert self._producer is not None, "runtime not started"
+        return self._producer
+
+    def add_consumer(self, name: str, topics: Sequence[str], handler: BatchHandler) -> None:
+        """Register a consumer group `<service>.<name>` started with the runtime."""
+        self._consumer_specs.append((name, list(topics), handler))
+
+    async def start(self) -> None:
+        """Migrate, connect, start the relay and the consumers."""
+        applied = await migrate(self.settings.database_url, self.service, self._migrations)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        self._pool = await create_pool(
+            self.settings.database_url,
+            min_size=self.settings.db_pool_min,
+            max_size=self.settings.db_pool_max,
+        )
+        self._producer = await start_producer(self.settings, client_id=self.service)
+        if self._outbox:
+            self.relay = OutboxRelay(
+                dsn=self.settings.database_url, pool=self._pool, producer=self._producer
+            )
+            self.relay.start()
+        for name, topics, handler in self._consumer_specs:
+            runner = ConsumerRunner(
+                name=f"{self.service}.{name}",
+                topics=topics,
+                settings=self.settings,
+                pool=self._pool,
+                producer=self._producer,
+                handler=handler,
+                service=self.service,
+            )
+            await runner.start()
+            self.consumers.append(runner)
+
+    async def stop(self) -> None:
+        """Stop consumers (finishing their batch), the relay, then close connections."""
+        for runner in self.consumers:
+            await runner.stop()
+        self.consumers.clear()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def started(self) -> bool:
+        """Pool and producer are open (between start and stop)."""
+        return self._pool is not None and self._producer is not None
+
+    async def readiness(self) -> dict[str, bool]:
+        """Database reachable, producer connected, every consumer in its group."""
+        checks: dict[str, bool] = {
+            "producer": self._producer is not None
+            and bool(self._producer.client.cluster.brokers()),
+        }
+        if not self.started:
+            checks["database"] = False
+            return checks
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                checks["database"] = await conn.fetchval("SELECT true") is True
+        except Exception:
+            checks["database"] = False
+        for runner in self.consumers:
+            checks[f"consumer:{runner.name}"] = runner.ready
+        return checks
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        """FastAPI lifespan: start with the app, stop with it."""
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    """FastAPI dependency: the runtime the app was wired with (`app.state.runtime`)."""
+    runtime = request.app.state.runtime
+    assert isinstance(runtime, ServiceRuntime)
+    return runtime
+
+
+def get_pool(request: Request) -> asyncpg.Pool:
+    """FastAPI dependency: the service's database pool."""
+    return get_runtime(request).pool
+
+
+async def get_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """FastAPI dependency: one pooled connection for the request."""
+    async with get_runtime(request).pool.acquire() as conn:
+        yield conn
+
+
+def get_producer(request: Request) -> AIOKafkaProducer:
+    """FastAPI dependency: the service's producer (acks=all)."""
+    return get_runtime(request).producer
+
+
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+ConnectionDep = Annotated[asyncpg.Connection, Depends(get_connection)]
+ProducerDep = Annotated[AIOKafkaProducer, Depends(get_producer)]
+
+
+def serve(app: Any, settings: ServiceSettings) -> None:
+    """Run the app under uvicorn; SIGTERM shuts down through the lifespan."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,  # our JSON logging, not uvicorn's
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

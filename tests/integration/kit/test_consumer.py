@@ -1,0 +1,192 @@
+"""The consumer runner: commit after the database, dead letters, retries, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+
+from crm_contracts import KafkaRecord, dead_letter_topic, encode_binary
+from crm_kit.consumer import Delivery, PermanentEventError
+from crm_kit.deadletters import replay_dead_letters
+from crm_kit.settings import ServiceSettings
+from tests.conftest import unique
+from tests.integration.conftest import effects, record_effects
+from tests.support.events import interaction
+from tests.support.kafka import eventually, header, produce, read_until
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+async def _spawn(settings: ServiceSettings, topic: str, group: str, mode: str):
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.integration.kit.consumer_process",
+        settings.database_url,
+        settings.kafka_bootstrap_servers,
+        topic,
+        group,
+        mode,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_a_consumer_killed_between_db_commit_and_offset_commit_does_not_apply_twice(
+    settings: ServiceSettings, pool: asyncpg.Pool, new_topic, start_consumer
+) -> None:
+    topic = await new_topic("crash", partitions=1)
+    group = unique("group")
+    events = [interaction() for _ in range(5)]
+    await produce(
+        settings.kafka_bootstrap_servers, topic, [encode_binary(e, key="c-1") for e in events]
+    )
+    proc = await _spawn(settings, topic, group, "crash-after-db-commit")
+    assert await asyncio.wait_for(proc.wait(), timeout=60) == 137
+    applied_before_crash = await effects(pool)
+    assert applied_before_crash  # the database commit happened, the offset commit did not
+
+    runner = await start_consumer(topic, group=group)  # same group: the batch is redelivered
+    await produce(
+        settings.kafka_bootstrap_servers, topic, [encode_binary(interaction("after"), key="c-1")]
+    )
+
+    async def caught_up() -> bool:
+        return "after" in await effects(pool)
+
+    await eventually(caught_up, timeout=30)
+    assert await effects(pool) == [e.id for e in events] + ["after"]
+    assert runner.applied == 5 + 1 - len(applied_before_crash)
+
+
+async def test_sigterm_stops_the_consumer_cleanly_with_its_offsets_committed(
+    settings: ServiceSettings, pool: asyncpg.Pool, new_topic, start_consumer
+) -> None:
+    topic = await new_topic("sigterm", partitions=1)
+    group = unique("group")
+    events = [interaction() for _ in range(3)]
+    await produce(
+        settings.kafka_bootstrap_servers, topic, [encode_binary(e, key="c") for e in events]
+    )
+    proc = await _spawn(settings, topic, group, "run")
+    assert proc.stdout is not None
+    assert (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() == b"started"
+
+    async def all_applied() -> bool:
+        return len(await effects(pool)) == 3
+
+    await eventually(all_applied, timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+    runner = await start_consumer(topic, group=group)
+    await produce(
+        settings.kafka_bootstrap_servers, topic, [encode_binary(interaction("next"), key="c")]
+    )
+
+    async def next_applied() -> bool:
+        return "next" in await effects(pool)
+
+    await eventually(next_applied)
+    assert runner.applied == 1  # nothing was redelivered: the offsets were committed
+
+
+async def test_a_malformed_record_is_dead_lettered_with_its_reason_and_the_partition_moves_on(
+    settings: ServiceSettings, pool: asyncpg.Pool, new_topic, start_consumer
+) -> None:
+    topic = await new_topic("dlt", partitions=1)
+    good = interaction()
+    garbage = KafkaRecord(
+        key=b"c-1", value=b"{not json", headers=[("ce_specversion", b"1.0"), ("x-trace", b"t-1")]
+    )
+    await produce(
+        settings.kafka_bootstrap_servers, topic, [garbage, encode_binary(good, key="c-1")]
+    )
+    await start_consumer(topic)
+
+    async def good_applied() -> bool:
+        return good.id in await effects(pool)
+
+    await eventually(good_applied)
+    [dead] = await read_until(
+        settings.kafka_bootstrap_servers, dead_letter_topic(topic), lambda rs: len(rs) >= 1
+    )
+    assert dead.value == b"{not json"
+    assert dead.key == b"c-1"
+    assert header(dead, "x-error-reason")  # e.g. missing_attribute / malformed
+    assert header(dead, "x-error-message")
+    assert header(dead, "x-error-topic") == topic
+    assert header(dead, "x-error-offset") == "0"
+    assert header(dead, "x-trace") == "t-1"  # the original headers travel along
+
+
+async def test_an_event_the_handler_cannot_apply_is_dead_lettered_and_the_rest_are_applied(
+    settings: ServiceSettings, pool: asyncpg.Pool, new_topic, start_consumer
+) -> None:
+    topic = await new_topic("poison", partitions=1)
+    events = [interaction() for _ in range(4)]
+    poison = events[1].id
+    attempts = {"transient": 0}
+
+    async def handler(conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            if d.event.id == poison:
+                raise PermanentEventError("contact was erased", reason="contact_erased")
+            if d.event.id == events[2].id and attempts["transient"] < 2:
+                attempts["transient"] += 1
+                raise asyncpg.SerializationError("try again")
+        await record_effects(conn, deliveries)
+
+    await produce(
+        settings.kafka_bootstrap_servers, topic, [encode_binary(e, key="c") for e in events]
+    )
+    runner = await start_consumer(topic, handler)
+
+    async def rest_applied() -> list[str] | None:
+        applied = await effects(pool)
+        return applied if len(applied) == 3 else None
+
+    applied = await eventually(rest_applied)
+    assert sorted(applied) == sorted([e.id for e in events if e.id != poison])
+    [dead] = await read_until(
+        settings.kafka_bootstrap_servers, dead_letter_topic(topic), lambda rs: len(rs) >= 1
+    )
+    assert header(dead, "ce_id") == poison
+    assert header(dead, "x-error-reason") == "contact_erased"
+    assert runner.dead_lettered == 1
+
+
+async def test_replaying_dead_letters_puts_the_original_records_back(
+    settings: ServiceSettings, pool: asyncpg.Pool, new_topic, start_consumer
+) -> None:
+    topic = await new_topic("replay", partitions=1)
+    event = interaction()
+    blocked = {"on": True}
+
+    async def handler(conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> None:
+        if blocked["on"]:
+            raise PermanentEventError("not yet", reason="not_yet")
+        await record_effects(conn, deliveries)
+
+    await produce(settings.kafka_bootstrap_servers, topic, [encode_binary(event, key="c")])
+    runner = await start_consumer(topic, handler)
+
+    async def dead_lettered() -> bool:
+        return runner.dead_lettered == 1
+
+    await eventually(dead_lettered)
+    blocked["on"] = False
+    result = await replay_dead_letters(settings, topic, idle_seconds=1.0, group_id=unique("replay"))
+    assert result.replayed == 1
+
+    async def applied() -> bool:
+        return event.id in await effects(pool)
+
+    await eventually(applied)
+    records = await read_until(settings.kafka_bootstrap_servers, topic, lambda rs: len(rs) >= 2)
+    assert [header(r, "ce_id") for r in records] == [event.id, event.id]
+    assert all(header(r, "x-error-reason") is None for r in records)

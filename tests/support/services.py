@@ -1,0 +1,46 @@
+"""Run a service's real app (HTTP, consumers, relay) inside the test process.
+
+    async with running_app(create_app(settings), settings) as base_url:
+        async with httpx.AsyncClient(base_url=base_url) as http: ...
+
+uvicorn serves on a free port; the app's lifespan starts and stops its runtime, so
+the service talks to the session's broker and Postgres exactly as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+
+from crm_stack.ports import free_port
+
+
+@contextlib.asynccontextmanager
+async def running_app(app: Any, *, ready_timeout: float = 30.0) -> AsyncIterator[str]:
+    """Serve `app` on 127.0.0.1:<free port> until the block ends; yield its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ready_timeout
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+            raise RuntimeError("the app stopped during start-up")
+        if loop.time() > deadline:
+            server.should_exit = True
+            raise TimeoutError(f"the app did not start within {ready_timeout}s")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=30)
