@@ -1,0 +1,1 @@
+"""The embedded stack: Postgres and a Kafka-compatible broker on one machine, and `crmctl`."""

@@ -1,0 +1,57 @@
+"""crmctl settings: ports, state folder, and external servers that replace the embedded ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm_kit.settings import DEVELOPMENT_JWT_SECRET
+
+
+class StackSettings(BaseSettings):
+    """Settings of `crmctl` (env prefix CRM_STACK_, plus the shared unprefixed names)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRM_STACK_", extra="ignore", populate_by_name=True
+    )
+
+    state_dir: Path = Field(
+        Path(".state"), description="Postgres data, logs and the stack state file."
+    )
+    host: str = Field("127.0.0.1", description="Address every embedded server listens on.")
+    broker_port: int = Field(9092, description="Port of the embedded Kafka-compatible broker.")
+    postgres_port: int = Field(
+        55432, description="Port of the embedded Postgres (not 5432: a system server may have it)."
+    )
+    ingest_port: int = Field(8000, description="HTTP port of the ingest service.")
+    contacts_port: int = Field(8001, description="HTTP port of the contacts service.")
+    cases_port: int = Field(8002, description="HTTP port of the cases service.")
+    campaigns_port: int = Field(8003, description="HTTP port of the campaigns service.")
+    scoring_port: int = Field(8004, description="HTTP port of the scoring service.")
+    topic_partitions: int = Field(12, ge=1, description="Partitions of every topic crmctl creates.")
+    ready_timeout: float = Field(90.0, description="Seconds to wait for everything to be ready.")
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "CRM_STACK_KAFKA_BOOTSTRAP_SERVERS"
+        ),
+        description="Use this Kafka cluster and start no broker.",
+    )
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("CRM_DATABASE_URL", "CRM_STACK_DATABASE_URL"),
+        description="Use this Postgres server (a URL to its maintenance database) and start none.",
+    )
+    jwt_secret: SecretStr = Field(
+        SecretStr(DEVELOPMENT_JWT_SECRET),
+        validation_alias=AliasChoices("CRM_JWT_SECRET", "CRM_STACK_JWT_SECRET"),
+        description="Secret the services verify tokens with and `crmctl token` signs with.",
+    )
+    environment: str = Field(
+        "development", validation_alias=AliasChoices("CRM_ENVIRONMENT", "CRM_STACK_ENVIRONMENT")
+    )
+
+    def service_port(self, name: str) -> int:
+        return int(getattr(self, f"{name}_port"))
