@@ -1,0 +1,1 @@
+"""ingest: the HTTP edge where channels publish interactions to `crm.interactions.raw.v1`."""
