@@ -1,0 +1,89 @@
+"""What every use case shares: the Context (settings and parsed rules), the Publisher that
+writes the events of one transaction to the outbox, and new ids."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import asyncpg
+from pydantic import BaseModel
+
+from crm_contacts.domain import LifecycleRules, MergeRules
+from crm_contacts.settings import ContactsSettings
+from crm_contracts import CloudEvent, new_event
+from crm_kit.outbox import OutboxMessage, enqueue, event_message
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the use cases need besides a connection: settings and the parsed rules."""
+
+    settings: ContactsSettings
+    lifecycle: LifecycleRules
+    merge_rules: MergeRules
+
+    @classmethod
+    def from_settings(cls, settings: ContactsSettings, lifecycle: LifecycleRules) -> Context:
+        return cls(settings, lifecycle, MergeRules.from_settings(settings.auto_merge))
+
+    @property
+    def erasure_key(self) -> bytes:
+        return self.settings.erasure_hmac_key.get_secret_value().encode()
+
+
+@dataclass
+class Publisher:
+    """The events of one transaction, written to the outbox together."""
+
+    ctx: Context
+    correlation_id: str | None = None
+    messages: list[OutboxMessage] = field(default_factory=list)
+
+    def publish(
+        self,
+        topic: str,
+        type: str,
+        data: BaseModel,
+        *,
+        key: str,
+        cause: CloudEvent | None = None,
+        at: int | None = None,
+    ) -> CloudEvent:
+        """Queue an event; `at` puts it before the messages queued since that index."""
+        event = new_event(
+            type,
+            data,
+            source=self.ctx.settings.source,
+            cause=cause,
+            correlationid=None if cause is not None else self.correlation_id,
+        )
+        message = event_message(topic, event, key=key)
+        if at is None:
+            self.messages.append(message)
+        else:
+            self.messages.insert(at, message)
+        return event
+
+    def contact_event(
+        self,
+        type: str,
+        data: BaseModel,
+        *,
+        key: str,
+        cause: CloudEvent | None = None,
+        at: int | None = None,
+    ) -> CloudEvent:
+        """Queue an event on the contacts topic."""
+        return self.publish(
+            self.ctx.settings.contacts_topic, type, data, key=key, cause=cause, at=at
+        )
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        await enqueue(conn, self.messages)
+        self.messages = []
+
+
+def new_id(prefix: str) -> str:
+    """An opaque id: prefix and 32 hex digits."""
+    return f"{prefix}-{uuid.uuid4().hex}"

@@ -1,0 +1,55 @@
+"""Keyset pages of rows: opaque cursors and where the next page starts."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from crm_kit.problems import ProblemError
+
+
+@dataclass(frozen=True)
+class RowPage:
+    """One page of rows; `next_cursor` (None on the last page) asks for the next."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def encode_cursor(*values: Any) -> str:
+    """An opaque cursor of a row's sort key."""
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
+    """The sort key a cursor holds, checked against `types`; 400 when it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(values, list) or len(values) != len(types):
+            raise ValueError
+        out: list[Any] = []
+        for value, kind in zip(values, types, strict=True):
+            if kind is datetime:
+                out.append(datetime.fromisoformat(value))
+            elif isinstance(value, kind):
+                out.append(value)
+            else:
+                raise ValueError
+        return tuple(out)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ProblemError(400, detail="The cursor is not valid.", slug="invalid-cursor") from None
+
+
+def page_of(rows: Sequence[dict[str, Any]], limit: int, *key: str) -> RowPage:
+    """The first `limit` of rows fetched with `limit + 1`; a cursor on `key` if there are more."""
+    more = len(rows) > limit
+    items = list(rows[:limit])
+    next_cursor = encode_cursor(*(items[-1][k] for k in key)) if more and items else None
+    return RowPage(items=items, next_cursor=next_cursor)

@@ -1,0 +1,121 @@
+"""Every SQL statement of the contacts service (asyncpg, $n parameters), a module per feature.
+
+Functions take the caller's connection: the caller owns the transaction. Batches are written
+with one multi-row statement (`unnest`). Read models come back as plain dicts.
+"""
+
+from crm_contacts.repository.accounts import (
+    account_by_domain,
+    account_by_name,
+    get_account,
+    insert_account,
+    list_accounts,
+)
+from crm_contacts.repository.consent import (
+    consent_history,
+    current_consents,
+    insert_consent,
+    latest_consent,
+)
+from crm_contacts.repository.contacts import (
+    ContactFilter,
+    get_contact,
+    insert_contact,
+    list_contacts,
+    lock_contacts,
+    mark_deleted,
+    merged_into,
+    set_account,
+    survivor_of,
+    touch,
+    update_profile,
+    update_stage,
+)
+from crm_contacts.repository.idempotency import (
+    store_response,
+    stored_response,
+)
+from crm_contacts.repository.privacy import (
+    erase_contacts,
+    erased_at,
+    erasure_completions,
+    erasure_of_contact,
+    get_erasure,
+    record_erasure_completion,
+)
+from crm_contacts.repository.resolution import (
+    exclusions_among,
+    find_identifiers,
+    identifiers_of,
+    insert_identifiers,
+    merge_contacts,
+    merges_of,
+    release_identifiers,
+    unmerge_contact,
+)
+from crm_contacts.repository.timeline import (
+    TimelineFilter,
+    cases_of,
+    count_kinds,
+    current_scores,
+    end_campaign,
+    enrolments_of,
+    insert_timeline,
+    open_cases,
+    timeline_page,
+    upsert_case,
+    upsert_enrolment,
+    upsert_score,
+)
+
+__all__ = [
+    "ContactFilter",
+    "TimelineFilter",
+    "account_by_domain",
+    "account_by_name",
+    "cases_of",
+    "consent_history",
+    "count_kinds",
+    "current_consents",
+    "current_scores",
+    "end_campaign",
+    "enrolments_of",
+    "erase_contacts",
+    "erased_at",
+    "erasure_completions",
+    "erasure_of_contact",
+    "exclusions_among",
+    "find_identifiers",
+    "get_account",
+    "get_contact",
+    "get_erasure",
+    "identifiers_of",
+    "insert_account",
+    "insert_consent",
+    "insert_contact",
+    "insert_identifiers",
+    "insert_timeline",
+    "latest_consent",
+    "list_accounts",
+    "list_contacts",
+    "lock_contacts",
+    "mark_deleted",
+    "merge_contacts",
+    "merged_into",
+    "merges_of",
+    "open_cases",
+    "record_erasure_completion",
+    "release_identifiers",
+    "set_account",
+    "store_response",
+    "stored_response",
+    "survivor_of",
+    "timeline_page",
+    "touch",
+    "unmerge_contact",
+    "update_profile",
+    "update_stage",
+    "upsert_case",
+    "upsert_enrolment",
+    "upsert_score",
+]

@@ -1,0 +1,202 @@
+"""SQL of the `contacts` table: profiles, stage, status and the merge chain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from crm_contacts.domain import PROFILE_FIELDS, Identifier
+from crm_contacts.repository.rows import as_dict, as_dicts, contains_pattern
+
+CONTACT_COLUMNS = (
+    "id, status, stage, first_name, last_name, company, job_title, locale, country, city, "
+    "timezone, custom, traits_time, account_id, merged_into, created_at, updated_at, ended_at"
+)
+
+
+async def insert_contact(
+    conn: asyncpg.Connection,
+    *,
+    contact_id: str,
+    stage: str,
+    profile: dict[str, Any],
+    traits_time: datetime | None,
+    account_id: str | None = None,
+) -> dict[str, Any]:
+    """Create a contact; return its row."""
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO contacts (id, stage, first_name, last_name, company, job_title, locale,
+                              country, city, timezone, custom, traits_time, account_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        RETURNING {CONTACT_COLUMNS}
+        """,
+        contact_id,
+        stage,
+        *(profile.get(name) for name in PROFILE_FIELDS),
+        profile.get("custom") or {},
+        traits_time,
+        account_id,
+    )
+    assert row is not None
+    return dict(row.items())
+
+
+async def get_contact(conn: asyncpg.Connection, contact_id: str) -> dict[str, Any] | None:
+    """A contact's row, whatever its status."""
+    return as_dict(
+        await conn.fetchrow(f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1", contact_id)
+    )
+
+
+async def lock_contacts(
+    conn: asyncpg.Connection, contact_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Lock contacts for the transaction, in id order (so concurrent lockers never deadlock)."""
+    rows = await conn.fetch(
+        f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+        sorted(set(contact_ids)),
+    )
+    return as_dicts(rows)
+
+
+async def survivor_of(conn: asyncpg.Connection, contact_id: str) -> dict[str, Any] | None:
+    """The contact a (possibly merged) id ends at, following merged_into; None if unknown."""
+    row = await conn.fetchrow(
+        """
+        WITH RECURSIVE chain (id, merged_into, depth) AS (
+            SELECT id, merged_into, 0 FROM contacts WHERE id = $1
+            UNION ALL
+            SELECT c.id, c.merged_into, chain.depth + 1
+            FROM contacts c JOIN chain ON c.id = chain.merged_into
+            WHERE chain.depth < 100
+        )
+        SELECT id FROM chain ORDER BY depth DESC LIMIT 1
+        """,
+        contact_id,
+    )
+    return None if row is None else await get_contact(conn, row["id"])
+
+
+async def merged_into(conn: asyncpg.Connection, survivor_id: str) -> list[str]:
+    """Every contact merged (directly or through another) into a survivor."""
+    rows = await conn.fetch(
+        """
+        WITH RECURSIVE sub (id) AS (
+            SELECT id FROM contacts WHERE merged_into = $1
+            UNION
+            SELECT c.id FROM contacts c JOIN sub ON c.merged_into = sub.id
+        )
+        SELECT id FROM sub ORDER BY id
+        """,
+        survivor_id,
+    )
+    return [r["id"] for r in rows]
+
+
+async def update_profile(
+    conn: asyncpg.Connection,
+    contact_id: str,
+    profile: dict[str, Any],
+    *,
+    traits_time: datetime | None = None,
+) -> None:
+    """Write the whole profile (and the event time of the traits, when given)."""
+    await conn.execute(
+        """
+        UPDATE contacts SET first_name = $2, last_name = $3, company = $4, job_title = $5,
+               locale = $6, country = $7, city = $8, timezone = $9, custom = $10,
+               traits_time = COALESCE($11, traits_time), updated_at = clock_timestamp()
+        WHERE id = $1
+        """,
+        contact_id,
+        *(profile.get(name) for name in PROFILE_FIELDS),
+        profile.get("custom") or {},
+        traits_time,
+    )
+
+
+async def update_stage(conn: asyncpg.Connection, contact_id: str, stage: str) -> None:
+    """Set a contact's lifecycle stage."""
+    await conn.execute(
+        "UPDATE contacts SET stage = $2, updated_at = clock_timestamp() WHERE id = $1",
+        contact_id,
+        stage,
+    )
+
+
+async def set_account(conn: asyncpg.Connection, contact_id: str, account_id: str | None) -> None:
+    """Link a contact to an account (None: unlink)."""
+    await conn.execute(
+        "UPDATE contacts SET account_id = $2, updated_at = clock_timestamp() WHERE id = $1",
+        contact_id,
+        account_id,
+    )
+
+
+async def touch(conn: asyncpg.Connection, contact_id: str) -> None:
+    """Mark a contact changed (list filters on updated_at)."""
+    await conn.execute(
+        "UPDATE contacts SET updated_at = clock_timestamp() WHERE id = $1", contact_id
+    )
+
+
+async def mark_deleted(conn: asyncpg.Connection, contact_id: str) -> None:
+    """Soft-delete: the contact leaves every list."""
+    await conn.execute(
+        "UPDATE contacts SET status = 'deleted', ended_at = clock_timestamp(), "
+        "updated_at = clock_timestamp() WHERE id = $1",
+        contact_id,
+    )
+
+
+@dataclass(frozen=True)
+class ContactFilter:
+    """Filters of the contact list; every one optional."""
+
+    stage: str | None = None
+    account_id: str | None = None
+    updated_since: datetime | None = None
+    name: str | None = None
+    identifier: Identifier | None = None
+
+
+async def list_contacts(
+    conn: asyncpg.Connection,
+    filters: ContactFilter,
+    *,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Active contacts by (updated_at, id), after a keyset cursor."""
+    pattern = contains_pattern(filters.name) if filters.name else None
+    rows = await conn.fetch(
+        f"""
+        SELECT {CONTACT_COLUMNS} FROM contacts c
+        WHERE c.status = 'active'
+          AND ($1::text IS NULL OR c.stage = $1)
+          AND ($2::text IS NULL OR c.account_id = $2)
+          AND ($3::timestamptz IS NULL OR c.updated_at >= $3)
+          AND ($4::text IS NULL OR lower(concat_ws(' ', c.first_name, c.last_name)) LIKE $4)
+          AND ($5::text IS NULL OR EXISTS (
+                SELECT 1 FROM identifiers i
+                WHERE i.contact_id = c.id AND i.kind = $5 AND i.value = $6))
+          AND ($7::timestamptz IS NULL OR (c.updated_at, c.id) > ($7, $8::text))
+        ORDER BY c.updated_at, c.id
+        LIMIT $9
+        """,
+        filters.stage,
+        filters.account_id,
+        filters.updated_since,
+        pattern,
+        filters.identifier.kind.value if filters.identifier else None,
+        filters.identifier.value if filters.identifier else None,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return as_dicts(rows)
