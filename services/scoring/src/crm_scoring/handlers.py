@@ -1,0 +1,559 @@
+"""Use cases: apply a batch of events, re-evaluate as time passes, read for the API.
+
+`apply_events` runs inside ONE transaction the caller opened: inbox claims, facts, scores,
+history and the outbox rows of the events it publishes commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from crm_contracts import CloudEvent, KafkaRecord, new_event
+from crm_contracts import cases as cs
+from crm_contracts import contacts as ct
+from crm_contracts import interactions as it
+from crm_contracts import privacy as pv
+from crm_contracts.base import Money
+from crm_contracts.scores import (
+    SCORE_CHANGED,
+    SCORE_CURRENT,
+    ChurnBand,
+    ScoreChanged,
+    ScoreCurrent,
+    ScoreName,
+    ScoreReason,
+    Scores,
+    ValueTier,
+)
+from crm_kit import inbox, metrics
+from crm_kit.outbox import OutboxMessage, enqueue, event_message
+from crm_scoring import repository as repo
+from crm_scoring.domain import (
+    Change,
+    Fact,
+    Reason,
+    ScoreCard,
+    describe,
+    explain,
+    fact_from_case_event,
+    fact_from_interaction,
+    score,
+    should_publish,
+)
+from crm_scoring.model import ScoringModel
+from crm_scoring.settings import ScoringSettings
+
+log = logging.getLogger(__name__)
+
+REEVALUATION_LOCK = 7_404_471_204  # arbitrary, constant: "a re-evaluation step runs"
+
+CHANGES_PUBLISHED = metrics.counter(
+    "crm_scoring_changes_published_total",
+    "crm.score.changed events written to the outbox, by trigger (event, time, merge).",
+    ["trigger"],
+)
+CONTACTS_SCORED = metrics.counter(
+    "crm_scoring_contacts_scored_total", "Contact scores recomputed, by trigger.", ["trigger"]
+)
+
+
+@dataclass
+class Scoring:
+    """What the handlers need besides a connection: model, settings, clock."""
+
+    model: ScoringModel
+    settings: ScoringSettings
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    publish: bool = True  # off while rebuilding: the changes were published the first time
+
+
+@dataclass
+class Outcome:
+    """What a batch did."""
+
+    applied: int = 0
+    duplicates: int = 0
+    published: int = 0
+    messages: list[OutboxMessage] = field(default_factory=list)
+    published_by: Counter[str] = field(default_factory=Counter)
+    scored_by: Counter[str] = field(default_factory=Counter)
+
+    def count(self) -> None:
+        """Add this outcome to the metrics (call after the transaction committed)."""
+        for trigger, n in self.published_by.items():
+            CHANGES_PUBLISHED.labels(trigger).inc(n)
+        for trigger, n in self.scored_by.items():
+            CONTACTS_SCORED.labels(trigger).inc(n)
+
+
+# -- conversions to the published language -----------------------------------------------
+
+
+def to_scores(card: ScoreCard, currency: str) -> Scores:
+    """A score card as the contract's Scores."""
+    return Scores(
+        engagement=card.engagement,
+        recency=card.recency,
+        frequency=card.frequency,
+        monetary=card.monetary,
+        value_tier=ValueTier(card.value_tier),
+        clv=Money(amount=card.clv, currency=currency),
+        churn_risk=card.churn_risk,
+        churn_band=ChurnBand(card.churn_band),
+    )
+
+
+def to_reasons(reasons: Sequence[Reason]) -> list[ScoreReason]:
+    """Domain reasons as the contract's ScoreReason."""
+    return [
+        ScoreReason(text=r.text, score=ScoreName(r.score), contribution=r.contribution)
+        for r in reasons
+    ]
+
+
+def _reason_json(reasons: Sequence[Reason]) -> list[dict[str, Any]]:
+    return [{"text": r.text, "score": r.score, "contribution": r.contribution} for r in reasons]
+
+
+# -- scoring one contact ------------------------------------------------------------------
+
+
+@dataclass
+class _Work:
+    """A contact to re-score in this transaction."""
+
+    contact_id: str
+    changes: list[Change] = field(default_factory=list)
+    cause: CloudEvent | None = None
+    removed_facts: list[Fact] = field(default_factory=list)  # gone now, there before
+
+
+async def _rescore(
+    conn: asyncpg.Connection,
+    ctx: Scoring,
+    work: Sequence[_Work],
+    *,
+    trigger: str,
+    as_of: datetime | None = None,
+    out: Outcome,
+) -> None:
+    """Recompute, store and (when material) publish the scores of these contacts."""
+    if not work:
+        return
+    ids = [w.contact_id for w in work]
+    facts = await repo.facts_of(conn, ids)
+    stored = await repo.contacts(conn, ids)
+    model = ctx.model
+    now = ctx.clock()
+    rows: list[repo.StoredContact] = []
+    history: list[tuple[str, str, datetime, dict[str, Any]]] = []
+    for item in work:
+        all_facts = facts.get(item.contact_id, [])
+        added = {f.fact_id for change in item.changes for f in change.added}
+        moment = as_of or max(
+            [now, *(f.occurred_at for c in item.changes for f in c.added)], default=now
+        )
+        new = score(all_facts, moment, model)
+        previous = stored.get(item.contact_id)
+        published = previous.published if previous else None
+        time_only = not item.changes
+        material = should_publish(published, new, model, time_only=time_only)
+        publish = ctx.publish and material
+        reasons: list[Reason] = []
+        if material:  # reasons explain published changes (and are kept for the API)
+            reasons = explain(
+                facts_before=[f for f in all_facts if f.fact_id not in added] + item.removed_facts,
+                changes=item.changes,
+                as_of=moment,
+                model=model,
+                previous=previous.card if previous else None,
+                published=published,
+            )
+        cause_id = item.cause.id if item.cause else f"scoring.reevaluation:{moment.isoformat()}"
+        if publish:
+            change_event = _score_changed(ctx, item, published, new, reasons, cause_id)
+            data = change_event.data_as(ScoreChanged)
+            out.messages.append(
+                event_message(ctx.settings.scores_topic, change_event, key=item.contact_id)
+            )
+            current = new_event(
+                SCORE_CURRENT,
+                ScoreCurrent(
+                    contact_id=item.contact_id,
+                    model_version=model.version,
+                    scores=data.new,
+                    cause_event_id=cause_id,
+                ),
+                source=ctx.settings.event_source,
+                cause=change_event,
+            )
+            out.messages.append(
+                event_message(ctx.settings.scores_current_topic, current, key=item.contact_id)
+            )
+            history.append((item.contact_id, change_event.id, moment, data.model_dump(mode="json")))
+            out.published += 1
+            out.published_by[trigger] += 1
+        out.scored_by[trigger] += 1
+        rows.append(
+            repo.StoredContact(
+                contact_id=item.contact_id,
+                model_version=model.version,
+                as_of=moment,
+                evaluated_at=now,
+                card=new,
+                currency=model.currency,
+                reasons=_reason_json(reasons) if material or previous is None else previous.reasons,
+                cause_event_id=cause_id,
+                published=new if publish or (not ctx.publish) else published,
+            )
+        )
+    await repo.save_contacts(conn, rows)
+    await repo.add_history(conn, history)
+
+
+def _score_changed(
+    ctx: Scoring,
+    item: _Work,
+    published: ScoreCard | None,
+    new: ScoreCard,
+    reasons: Sequence[Reason],
+    cause_id: str,
+) -> CloudEvent:
+    currency = ctx.model.currency
+    data = ScoreChanged.from_scores(
+        contact_id=item.contact_id,
+        model_version=ctx.model.version,
+        old=to_scores(published, currency) if published else None,
+        new=to_scores(new, currency),
+        reasons=to_reasons(reasons),
+        cause_event_id=cause_id,
+    )
+    return new_event(
+        SCORE_CHANGED,
+        data,
+        source=ctx.settings.event_source,
+        cause=item.cause,
+        id=str(uuid.uuid4()),
+    )
+
+
+def _tombstone(ctx: Scoring, contact_id: str) -> OutboxMessage:
+    # A null value on the compacted topic removes the key.
+    return OutboxMessage(
+        ctx.settings.scores_current_topic,
+        KafkaRecord(key=contact_id.encode(), value=None, headers=[]),
+    )
+
+
+# -- applying events ----------------------------------------------------------------------
+
+_CASE_TYPES = frozenset(cs.EVENTS)
+
+
+def _case_fact(event: CloudEvent) -> tuple[str, Fact] | None:
+    data = event.data
+    contact_id = getattr(data, "contact_id", None)
+    case_id = getattr(data, "case_id", None)
+    if not isinstance(contact_id, str) or not isinstance(case_id, str):
+        return None
+    csat = data.csat if isinstance(data, cs.CaseCsatRecorded) else None
+    detail = data.sla_kind.value.replace("_", " ") if isinstance(data, cs.CaseSlaBreached) else None
+    fact = fact_from_case_event(
+        event_type=event.type,
+        source=event.source,
+        event_id=event.id,
+        occurred_at=event.time,
+        case_id=case_id,
+        csat=csat,
+        detail=detail,
+    )
+    return None if fact is None else (contact_id, fact)
+
+
+def _fact_of(event: CloudEvent) -> tuple[str, Fact] | None:
+    if event.type == it.INTERACTION_RESOLVED:
+        data = event.data_as(it.InteractionResolved)
+        return data.contact_id, fact_from_interaction(data, event.time)
+    if event.type in _CASE_TYPES:
+        return _case_fact(event)
+    return None
+
+
+def _contacts_named(event: CloudEvent) -> list[str]:
+    data = event.data
+    if isinstance(data, ct.ContactMerged):
+        return [data.survivor_id, *data.merged_ids]
+    if isinstance(data, ct.ContactUnmerged):
+        return [data.survivor_id, data.contact_id]
+    contact_id = getattr(data, "contact_id", None)
+    return [contact_id] if isinstance(contact_id, str) else []
+
+
+async def apply_events(
+    conn: asyncpg.Connection, events: Sequence[CloudEvent], ctx: Scoring
+) -> Outcome:
+    """Apply a batch of decoded events in the caller's transaction; publish via the outbox."""
+    out = Outcome()
+    fresh = await inbox.claim(conn, ctx.settings.inbox_consumer, [(e.source, e.id) for e in events])
+    todo: list[CloudEvent] = []
+    for event in events:
+        key = (event.source, event.id)
+        if key in fresh:
+            fresh.discard(key)  # a second copy in the same batch is a duplicate too
+            todo.append(event)
+    out.duplicates = len(events) - len(todo)
+    if not todo:
+        return out
+    named = {c for e in todo for c in _contacts_named(e)}
+    aliases = await repo.survivors(conn, named)
+    await repo.lock_contacts(conn, named | set(aliases.values()))
+    pending: list[tuple[CloudEvent, str, Fact]] = []
+    for event in todo:
+        found = _fact_of(event)
+        if found is not None:
+            pending.append((event, found[0], found[1]))
+            continue
+        # A contact or privacy event: first score the facts that came before it.
+        await _apply_facts(conn, ctx, pending, out)
+        pending = []
+        await _apply_contact_event(conn, ctx, event, out)
+    await _apply_facts(conn, ctx, pending, out)
+    out.applied = len(todo)
+    await enqueue(conn, out.messages)
+    return out
+
+
+async def _apply_facts(
+    conn: asyncpg.Connection,
+    ctx: Scoring,
+    pending: Sequence[tuple[CloudEvent, str, Fact]],
+    out: Outcome,
+) -> None:
+    if not pending:
+        return
+    aliases = await repo.survivors(conn, [contact for _, contact, _ in pending])
+    targets = {contact: aliases.get(contact, contact) for _, contact, _ in pending}
+    erased = await repo.erased_among(conn, [*targets, *targets.values()])
+    new_facts: list[repo.NewFact] = []
+    cause_of: dict[str, CloudEvent] = {}
+    for event, contact, fact in pending:
+        target = targets[contact]
+        if contact in erased or target in erased or fact.fact_id in cause_of:
+            continue
+        new_facts.append(repo.NewFact(fact, target, contact, event.id))
+        cause_of[fact.fact_id] = event
+    inserted = await repo.insert_facts(conn, new_facts)
+    work: dict[str, _Work] = {}
+    for new in new_facts:
+        if new.fact.fact_id not in inserted:
+            continue  # the same interaction already came under another event id
+        item = work.setdefault(new.contact_id, _Work(new.contact_id))
+        item.changes.append(Change(describe(new.fact), (new.fact,)))
+        item.cause = cause_of[new.fact.fact_id]
+    await _rescore(conn, ctx, list(work.values()), trigger="event", out=out)
+
+
+async def _apply_contact_event(
+    conn: asyncpg.Connection, ctx: Scoring, event: CloudEvent, out: Outcome
+) -> None:
+    data = event.data
+    if isinstance(data, ct.ContactMerged):
+        await _merge(conn, ctx, event, data, out)
+    elif isinstance(data, ct.ContactUnmerged):
+        await _unmerge(conn, ctx, event, data, out)
+    elif isinstance(data, ct.ContactErased):
+        await _erase(conn, ctx, event, data.contact_id, out)
+    elif isinstance(data, pv.ErasureRequested):
+        erased = await _erase(conn, ctx, event, data.contact_id, out)
+        if ctx.publish:
+            done = new_event(
+                pv.PRIVACY_ERASURE_COMPLETED,
+                pv.ErasureCompleted(
+                    request_id=data.request_id,
+                    contact_id=data.contact_id,
+                    service="scoring",
+                    records_erased=erased,
+                ),
+                source=ctx.settings.event_source,
+                cause=event,
+            )
+            out.messages.append(
+                event_message(ctx.settings.privacy_topic, done, key=data.contact_id)
+            )
+
+
+async def _merge(
+    conn: asyncpg.Connection,
+    ctx: Scoring,
+    event: CloudEvent,
+    data: ct.ContactMerged,
+    out: Outcome,
+) -> None:
+    aliases = await repo.survivors(conn, [data.survivor_id])
+    survivor = aliases.get(data.survivor_id, data.survivor_id)
+    merged = [m for m in data.merged_ids if m != survivor]
+    if not merged or await repo.erased_among(conn, [survivor]):
+        return
+    merged_facts = await repo.facts_of(conn, merged)
+    await repo.move_facts(conn, merged, survivor)
+    await repo.add_aliases(conn, merged, survivor)
+    await repo.delete_contacts(conn, merged)
+    if ctx.publish:
+        out.messages.extend(_tombstone(ctx, m) for m in merged)
+    changes = [
+        Change(f"merged contact {m}", tuple(merged_facts[m])) for m in merged if merged_facts[m]
+    ]
+    if not changes and not await repo.contact(conn, survivor):
+        return
+    work = _Work(survivor, changes or [Change(f"merged contact {merged[0]}")], event)
+    await _rescore(conn, ctx, [work], trigger="merge", out=out)
+
+
+async def _unmerge(
+    conn: asyncpg.Connection,
+    ctx: Scoring,
+    event: CloudEvent,
+    data: ct.ContactUnmerged,
+    out: Outcome,
+) -> None:
+    survivor, restored = data.survivor_id, data.contact_id
+    moved = [
+        f
+        for f in (await repo.facts_of(conn, [survivor]))[survivor]
+        if f.fact_id in await _origin_ids(conn, survivor, restored)
+    ]
+    await repo.split_facts(conn, survivor, restored)
+    await repo.remove_alias(conn, restored)
+    work = [
+        _Work(
+            survivor,
+            [Change(f"unmerged contact {restored}", removed=frozenset(f.fact_id for f in moved))],
+            event,
+            removed_facts=moved,
+        ),
+        _Work(restored, [Change(f"unmerged from contact {survivor}", tuple(moved))], event),
+    ]
+    await _rescore(conn, ctx, work, trigger="merge", out=out)
+
+
+async def _origin_ids(conn: asyncpg.Connection, survivor: str, restored: str) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT fact_id FROM scoring_facts WHERE contact_id = $1 AND origin_contact_id = $2",
+        survivor,
+        restored,
+    )
+    return {row["fact_id"] for row in rows}
+
+
+async def _erase(
+    conn: asyncpg.Connection, ctx: Scoring, event: CloudEvent, contact_id: str, out: Outcome
+) -> int:
+    ids = [contact_id, *await repo.merged_into(conn, contact_id)]
+    # An erased contact that had been merged into another: its events leave the survivor too.
+    elsewhere = await repo.facts_from_elsewhere(conn, ids)
+    await repo.lock_contacts(conn, elsewhere)
+    erased = await repo.erase(conn, ids)
+    if ctx.publish:
+        out.messages.append(_tombstone(ctx, contact_id))
+    work = [
+        _Work(
+            survivor,
+            [
+                Change(
+                    "events of an erased contact removed",
+                    removed=frozenset(f.fact_id for f in gone),
+                )
+            ],
+            event,
+            removed_facts=gone,
+        )
+        for survivor, gone in elsewhere.items()
+    ]
+    await _rescore(conn, ctx, work, trigger="merge", out=out)
+    log.info("contact erased", extra={"contact_id": contact_id, "rows": erased})
+    return erased
+
+
+# -- time passing -------------------------------------------------------------------------
+
+
+async def reevaluate(
+    pool: asyncpg.Pool, ctx: Scoring, *, as_of: datetime | None = None
+) -> tuple[int, int]:
+    """Re-score contacts whose scores are stale (time passed, or another model version).
+
+    Publishes only tier and band changes. Runs a page per transaction under an advisory
+    lock, so that of several workers one does each page. Returns (evaluated, published).
+    """
+    moment = as_of or ctx.clock()
+    older_than = moment.timestamp() - ctx.settings.reevaluate_min_age_seconds
+    evaluated = published = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            if not await repo.try_lock(conn, REEVALUATION_LOCK):
+                break
+            ids = await repo.stale_contacts(
+                conn,
+                older_than=datetime.fromtimestamp(older_than, UTC),
+                model_version=ctx.model.version,
+                limit=ctx.settings.reevaluate_page_size,
+            )
+            if not ids:
+                break
+            await repo.lock_contacts(conn, ids)
+            out = Outcome()
+            await _rescore(
+                conn, ctx, [_Work(i) for i in ids], trigger="time", as_of=moment, out=out
+            )
+            await enqueue(conn, out.messages)
+        out.count()
+        evaluated += len(ids)
+        published += out.published
+        if len(ids) < ctx.settings.reevaluate_page_size:
+            break
+    return evaluated, published
+
+
+async def rescore_all(pool: asyncpg.Pool, ctx: Scoring, *, as_of: datetime) -> int:
+    """Re-score every contact as of `as_of` and mark it published (the end of a rebuild)."""
+    after, total = "", 0
+    rebuild_ctx = replace(ctx, publish=False)
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            ids = await repo.contacts_with_facts(conn, after=after, limit=500)
+            if not ids:
+                return total
+            await repo.lock_contacts(conn, ids)
+            out = Outcome()
+            await _rescore(
+                conn, rebuild_ctx, [_Work(i) for i in ids], trigger="time", as_of=as_of, out=out
+            )
+            stored = await repo.contacts(conn, ids)
+            messages = [
+                event_message(
+                    ctx.settings.scores_current_topic,
+                    new_event(
+                        SCORE_CURRENT,
+                        ScoreCurrent(
+                            contact_id=c.contact_id,
+                            model_version=c.model_version,
+                            scores=to_scores(c.card, c.currency),
+                            cause_event_id=c.cause_event_id,
+                        ),
+                        source=ctx.settings.event_source,
+                    ),
+                    key=c.contact_id,
+                )
+                for c in stored.values()
+            ]
+            await enqueue(conn, messages)
+        total += len(ids)
+        after = ids[-1]
