@@ -10,6 +10,7 @@ from crm_contracts.base import Channel, Code, ContactId, EventId, EventModel, Op
 CONTACT_CREATED = "crm.contact.created"
 CONTACT_UPDATED = "crm.contact.updated"
 CONTACT_IDENTITY_LINKED = "crm.contact.identity_linked"
+CONTACT_IDENTITY_UNLINKED = "crm.contact.identity_unlinked"
 CONTACT_MERGED = "crm.contact.merged"
 CONTACT_UNMERGED = "crm.contact.unmerged"
 CONTACT_LIFECYCLE_CHANGED = "crm.contact.lifecycle_changed"
@@ -104,11 +105,32 @@ class ContactIdentityLinked(EventModel):
 
     @model_validator(mode="after")
     def _no_pii(self) -> Self:
-        if self.identifier is not None and self.identity_type in (
-            IdentityType.EMAIL,
-            IdentityType.PHONE,
-        ):
-            raise ValueError("identifier must not carry an email or a phone number")
+        _check_no_pii(self.identity_type, self.identifier)
+        return self
+
+
+def _check_no_pii(identity_type: IdentityType, identifier: str | None) -> None:
+    if identifier is not None and identity_type in (IdentityType.EMAIL, IdentityType.PHONE):
+        raise ValueError("identifier must not carry an email or a phone number")
+
+
+class ContactIdentityUnlinked(EventModel):
+    """An agent took an identifier off the contact: it no longer points at it."""
+
+    contact_id: ContactId
+    identity_type: IdentityType
+    system: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="System that issued an external id, e.g. webshop."
+    )
+    identifier: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None,
+        description="Value of an external or anonymous id; never set for email and phone.",
+    )
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+    @model_validator(mode="after")
+    def _no_pii(self) -> Self:
+        _check_no_pii(self.identity_type, self.identifier)
         return self
 
 
@@ -184,6 +206,7 @@ EVENTS: dict[str, type[EventModel]] = {
     CONTACT_CREATED: ContactCreated,
     CONTACT_UPDATED: ContactUpdated,
     CONTACT_IDENTITY_LINKED: ContactIdentityLinked,
+    CONTACT_IDENTITY_UNLINKED: ContactIdentityUnlinked,
     CONTACT_MERGED: ContactMerged,
     CONTACT_UNMERGED: ContactUnmerged,
     CONTACT_LIFECYCLE_CHANGED: ContactLifecycleChanged,

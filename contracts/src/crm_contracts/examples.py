@@ -99,6 +99,11 @@ _EXAMPLES: dict[str, BaseModel] = {
         identifier="c-42",
         cause_event_id=CAUSE_EVENT_ID,
     ),
+    ct.CONTACT_IDENTITY_UNLINKED: ct.ContactIdentityUnlinked(
+        contact_id=CONTACT_ID,
+        identity_type=ct.IdentityType.EMAIL,
+        reason="family inbox, not hers",
+    ),
     ct.CONTACT_MERGED: ct.ContactMerged(
         survivor_id=CONTACT_ID,
         merged_ids=["c-19b2d0"],
