@@ -141,7 +141,7 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _identifier(kind: IdentityType, raw: str, region: str) -> domain.Identifier:
+def parse_identifier(kind: IdentityType, raw: str, region: str) -> domain.Identifier:
     identifier = domain.normalise_identifier(kind, raw, region=region)
     if identifier is None:
         raise ProblemError(422, detail=f"The {kind.value} is not valid.", slug="invalid-identifier")
@@ -151,14 +151,14 @@ def _identifier(kind: IdentityType, raw: str, region: str) -> domain.Identifier:
 def _new_contact(body: ContactCreate, region: str) -> handlers.NewContact:
     identifiers: list[domain.Identifier] = []
     for system, value in sorted(body.external_ids.items()):
-        identifiers.append(_identifier(IdentityType.EXTERNAL_ID, f"{system}:{value}", region))
+        identifiers.append(parse_identifier(IdentityType.EXTERNAL_ID, f"{system}:{value}", region))
     for kind, raw in (
         (IdentityType.EMAIL, body.email),
         (IdentityType.PHONE, body.phone),
         (IdentityType.ANONYMOUS_ID, body.anonymous_id),
     ):
         if raw is not None:
-            identifiers.append(_identifier(kind, raw, region))
+            identifiers.append(parse_identifier(kind, raw, region))
     return handlers.NewContact(
         identifiers=tuple(dict.fromkeys(identifiers)),
         profile=body.model_dump(include={*domain.PROFILE_FIELDS, "custom"}, exclude_none=True),
@@ -229,7 +229,7 @@ async def list_contacts(
     region = ctx.settings.default_phone_region
     rows = await handlers.search_contacts(
         conn,
-        identifier=_identifier(*keys[0], region) if keys else None,
+        identifier=parse_identifier(*keys[0], region) if keys else None,
         name=q,
         stage=stage,
         account_id=account_id,

@@ -7,6 +7,7 @@ the events it causes to the outbox in the same transaction. The exception: an id
 
     resolution   raw interactions to contacts; merges and unmerges
     contacts     contacts by hand: create, change, delete, read, search
+    identifiers  identifiers added to a contact or taken off it by hand
     lifecycle    stages set by hand, and the event of a stage change
     consent      consent statements, from interactions and from agents
     timeline     case, campaign and score events; timeline pages; the 360 view
@@ -31,6 +32,7 @@ from crm_contacts.handlers.contacts import (
 )
 from crm_contacts.handlers.context import Context
 from crm_contacts.handlers.idempotency import Answer, IdempotentPost
+from crm_contacts.handlers.identifiers import link_identifier, unlink_identifier
 from crm_contacts.handlers.lifecycle import set_stage
 from crm_contacts.handlers.lookups import ContactDetails
 from crm_contacts.handlers.pages import RowPage
@@ -70,6 +72,7 @@ __all__ = [
     "get_consent",
     "get_contact",
     "get_timeline",
+    "link_identifier",
     "list_accounts",
     "merge_by_hand",
     "profile_of",
@@ -79,6 +82,7 @@ __all__ = [
     "search_contacts",
     "set_consent",
     "set_stage",
+    "unlink_identifier",
     "unmerge",
     "update_contact",
 ]

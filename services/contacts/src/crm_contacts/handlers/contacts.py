@@ -43,20 +43,22 @@ def profile_model(profile: dict[str, Any]) -> ct.Profile:
     return ct.Profile.model_validate(profile)
 
 
+def public_value(identifier: Identifier) -> str | None:
+    """What events may say of an identifier's value: never an email or a phone number."""
+    if identifier.kind == ct.IdentityType.EXTERNAL_ID:
+        return identifier.value.split(":", 1)[1]
+    return None if identifier.is_personal else identifier.value
+
+
 def identity_linked(
     contact_id: str, identifier: Identifier, cause_event_id: str | None
 ) -> ct.ContactIdentityLinked:
     """The identity_linked event: emails and phone numbers are never in it."""
-    value: str | None = None
-    if identifier.kind == ct.IdentityType.EXTERNAL_ID:
-        value = identifier.value.split(":", 1)[1]
-    elif not identifier.is_personal:
-        value = identifier.value
     return ct.ContactIdentityLinked(
         contact_id=contact_id,
         identity_type=identifier.kind,
         system=identifier.system,
-        identifier=value,
+        identifier=public_value(identifier),
         cause_event_id=cause_event_id,
     )
 
