@@ -89,49 +89,39 @@ class ContactUpdated(EventModel):
     )
 
 
-class ContactIdentityLinked(EventModel):
+class _IdentifierEvent(EventModel):
+    """Which identifier of a contact an event is about; emails and phones by kind only."""
+
+    contact_id: ContactId
+    identity_type: IdentityType
+    system: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="System that issued an external id, e.g. webshop."
+    )
+    identifier: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None,
+        description="Value of an external or anonymous id; never set for email and phone.",
+    )
+
+    @model_validator(mode="after")
+    def _no_pii(self) -> Self:
+        if self.identifier is not None and self.identity_type in (
+            IdentityType.EMAIL,
+            IdentityType.PHONE,
+        ):
+            raise ValueError("identifier must not carry an email or a phone number")
+        return self
+
+
+class ContactIdentityLinked(_IdentifierEvent):
     """A new identifier now points at the contact (identity resolution)."""
 
-    contact_id: ContactId
-    identity_type: IdentityType
-    system: Annotated[str, Field(max_length=64)] | None = Field(
-        default=None, description="System that issued an external id, e.g. webshop."
-    )
-    identifier: Annotated[str, Field(max_length=256)] | None = Field(
-        default=None,
-        description="Value of an external or anonymous id; never set for email and phone.",
-    )
     cause_event_id: EventId | None = None
 
-    @model_validator(mode="after")
-    def _no_pii(self) -> Self:
-        _check_no_pii(self.identity_type, self.identifier)
-        return self
 
-
-def _check_no_pii(identity_type: IdentityType, identifier: str | None) -> None:
-    if identifier is not None and identity_type in (IdentityType.EMAIL, IdentityType.PHONE):
-        raise ValueError("identifier must not carry an email or a phone number")
-
-
-class ContactIdentityUnlinked(EventModel):
+class ContactIdentityUnlinked(_IdentifierEvent):
     """An agent took an identifier off the contact: it no longer points at it."""
 
-    contact_id: ContactId
-    identity_type: IdentityType
-    system: Annotated[str, Field(max_length=64)] | None = Field(
-        default=None, description="System that issued an external id, e.g. webshop."
-    )
-    identifier: Annotated[str, Field(max_length=256)] | None = Field(
-        default=None,
-        description="Value of an external or anonymous id; never set for email and phone.",
-    )
     reason: Annotated[str, Field(max_length=500)] | None = None
-
-    @model_validator(mode="after")
-    def _no_pii(self) -> Self:
-        _check_no_pii(self.identity_type, self.identifier)
-        return self
 
 
 class ContactMerged(EventModel):
