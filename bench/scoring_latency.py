@@ -118,20 +118,25 @@ async def worker(settings: ScoringSettings) -> AsyncIterator[Any]:
         yield service
 
 
-async def change_reader(
-    bootstrap: str, topic: str, seen: dict[str, float], ready: asyncio.Event
-) -> None:
-    """Record when each score change (by cause event id) reaches a downstream consumer."""
-    consumer = AIOKafkaConsumer(
-        topic,
+def downstream_consumer(bootstrap: str, *topics: str, group: str) -> AIOKafkaConsumer:
+    """A downstream subscriber in a fresh group of its own, from the start of the topics."""
+    return AIOKafkaConsumer(
+        *topics,
         bootstrap_servers=bootstrap,
-        group_id=f"bench-reader-{uuid.uuid4().hex[:8]}",
+        group_id=f"{group}-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         fetch_max_wait_ms=10,
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
     )
+
+
+async def change_reader(
+    bootstrap: str, topic: str, seen: dict[str, float], ready: asyncio.Event
+) -> None:
+    """Record when each score change (by cause event id) reaches a downstream consumer."""
+    consumer = downstream_consumer(bootstrap, topic, group="bench-reader")
     await consumer.start()
     try:
         while True:
@@ -279,16 +284,8 @@ async def measure_stack(bootstrap: str, events: int, rate: float) -> dict[str, A
 
     seen: dict[str, float] = {}
     resolved_at: dict[str, float] = {}
-    consumer = AIOKafkaConsumer(
-        topics.SCORES,
-        topics.INTERACTIONS,
-        bootstrap_servers=bootstrap,
-        group_id=f"bench-stack-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=10,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
+    consumer = downstream_consumer(
+        bootstrap, topics.SCORES, topics.INTERACTIONS, group="bench-stack"
     )
 
     async def read() -> None:
