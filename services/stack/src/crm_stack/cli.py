@@ -6,6 +6,7 @@ crmctl down              stop what `up` started
 crmctl token --scope S   print a development bearer token the services accept
 crmctl topics            create every topic of the registry (external brokers)
 crmctl replay-dlt TOPIC  put dead letters of TOPIC back on TOPIC
+crmctl simulate          send the traffic of a simulated business (see --help)
 """
 
 from __future__ import annotations
@@ -158,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--reason", help="only dead letters with this x-error-reason")
     replay.add_argument("--limit", type=int, help="at most this many")
     replay.set_defaults(run=cmd_replay_dlt)
+    from crm_stack.simulate.command import add_parser as add_simulate
+
+    add_simulate(sub)
     return parser
 
 
