@@ -122,6 +122,12 @@ class Sender:
         self._posts: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(HTTP_IN_FLIGHT)
         self._stats = SendStats(0.0)
+        self._closed = False
+
+    @property
+    def current(self) -> SendStats:
+        """The figures of the run in progress, or of the last one."""
+        return self._stats
 
     async def run(
         self,
@@ -251,6 +257,10 @@ class Sender:
             await self.drain()
         if self._http is not None:
             await self._http.aclose()
+            self._http = None
+        if not self._closed:
+            self._closed = True
+            await asyncio.to_thread(self._producer.close)
 
 
 async def create_api_keys(ingest_url: str, token: str) -> dict[str, str]:
