@@ -140,7 +140,7 @@ def plan_for(mode: str) -> Plan:
             warmup_rate=300,
             warmup_seconds=10,
             latency_rates=(500, 2000),
-            latency_seconds=15,
+            latency_seconds=12,
             settle_timeout=150,
             stepping=Stepping(
                 first_rate=500,
