@@ -32,7 +32,7 @@ import asyncpg
 import psutil
 
 from bench import backend, lean, reads, report, scoring_cost, transport
-from bench.load import Load, Stepping, find_sustained
+from bench.load import Load, Stepping, drain_rate, find_sustained
 from bench.stack import BenchStack, bench_stack
 from bench.tracker import Outputs, Tracker
 from crm_stack.simulate.journeys import SimConfig
@@ -79,6 +79,8 @@ class Plan:
     transport_seconds: float
     lean_latency_rate: float
     lean_latency_seconds: float
+    lean_probe_rate: float
+    lean_probe_seconds: float
     lean_stepping: Stepping
     backend: backend.BackendPlan
     cost_histories: tuple[int, ...]
@@ -107,6 +109,8 @@ def plan_for(mode: str) -> Plan:
             transport_seconds=2,
             lean_latency_rate=50,
             lean_latency_seconds=3,
+            lean_probe_rate=200,
+            lean_probe_seconds=2,
             lean_stepping=step,
             backend=backend.BackendPlan(
                 seed=seed,
@@ -114,7 +118,7 @@ def plan_for(mode: str) -> Plan:
                 warmup_rate=50,
                 warmup_seconds=3,
                 latency_rates=(50, 100),
-                latency_seconds=3,
+                latency_seconds=(3, 3),
                 settle_timeout=90,
                 stepping=step,
                 samples_360_per_s=10,
@@ -131,6 +135,8 @@ def plan_for(mode: str) -> Plan:
         transport_seconds=10,
         lean_latency_rate=500,
         lean_latency_seconds=15,
+        lean_probe_rate=5000,
+        lean_probe_seconds=3,
         lean_stepping=Stepping(
             first_rate=500, max_rate=16_000, step_seconds=10, hold_seconds=20, drain_timeout=60
         ),
@@ -140,7 +146,7 @@ def plan_for(mode: str) -> Plan:
             warmup_rate=300,
             warmup_seconds=10,
             latency_rates=(500, 2000),
-            latency_seconds=12,
+            latency_seconds=(12, 6),
             settle_timeout=150,
             stepping=Stepping(
                 first_rate=500,
@@ -152,7 +158,7 @@ def plan_for(mode: str) -> Plan:
         ),
         cost_histories=(10, 1000, 10_000),
         cost_probes=15,
-        reads=ReadsPlan(10_000, 1_000_000, 10, 50, 10, 500, 2000, 12),
+        reads=ReadsPlan(10_000, 1_000_000, 10, 50, 10, 500, 2000, 8),
     )
 
 
@@ -210,7 +216,19 @@ async def run_lean(stack: BenchStack, plan: Plan, log: Log) -> dict[str, Any]:
             await load.drain(90)
             latency = {**step.as_dict(), **tracker.latencies(step.lo, step.hi)}
             log(f"lean latency: {latency['raw_to_score_change_ms']}")
-            sustained = await find_sustained(load, plan.lean_stepping, log)
+            # A short burst well above what it can take: how fast it drains is the estimate.
+            await load.run(plan.lean_probe_rate, plan.lean_probe_seconds)
+            probe_end = load.last_run_end
+            await load.drain(plan.lean_stepping.drain_timeout)
+            estimate = drain_rate(load.samples, probe_end, keys=("resolved", "scored"))
+            log(f"lean capacity estimate: {estimate or plan.lean_probe_rate:,.0f} events/s")
+            sustained = await find_sustained(
+                load,
+                plan.lean_stepping,
+                log,
+                estimate=estimate or plan.lean_probe_rate,
+                kept_up=estimate is None,
+            )
         return {
             "latency": latency,
             "sustained": sustained,
@@ -247,7 +265,9 @@ async def run_backend(
         try:
             if "backend" in parts:
                 latency = await backend.measure_latency(load, sampler, plan.backend, log)
-                sustained = await backend.measure_sustained(load, plan.backend, log)
+                sustained = await backend.measure_sustained(
+                    load, plan.backend, log, drained_since=load.last_run_end
+                )
                 results["backend"] = {
                     "latency": latency,
                     "sustained": sustained,
@@ -426,8 +446,12 @@ def main(argv: list[str] | None = None) -> int:
         "broker": "external" if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "embedded (Tansu)",
         "postgres": "external" if os.environ.get("CRM_DATABASE_URL") else "embedded",
     }
-    with bench_stack() as stack:
-        results.update(asyncio.run(run_all(stack, plan, parts, log)))
+    try:
+        with bench_stack() as stack:
+            results.update(asyncio.run(run_all(stack, plan, parts, log)))
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["wall_seconds"] = round(time.monotonic() - log.started, 1)
     paths = report.write(results, args.name or f"bench-{mode_name}-{stamp}")

@@ -3,13 +3,15 @@
 Latency from a raw interaction published to: its resolved interaction consumed downstream,
 its score change consumed downstream (both by correlation id), and the interaction visible
 in the contact's 360 view (sampled: the next event of a person whose contact id is known is
-polled for in their 360 every 10 ms, one at a time, so the sampling adds at most ~100
-reads/s). Then the sustained throughput, found by stepping (`bench.load`).
+polled for in their 360 every 10 ms, 50 ms once it has waited a second, at most three at a
+time, so the sampling adds at most ~300 reads/s). Then the sustained throughput, found by
+stepping (`bench.load`).
 
 Lag per service is generic: every installed service's `crm_events_consumed_total` (the kit's
 metric, per topic) against what the bench knows was produced on the topics it can count:
-the raw topic (what the simulator sent), and the resolved interactions and score changes of
-the simulated events (what the tracker saw come out). A service added later (cases,
+the raw topic (what the simulator sent), and the records of every other topic that carry
+the correlation id of a simulated event (resolved interactions, score changes, contact,
+case and campaign events: what the tracker saw come out). A service added later (cases,
 campaigns) is picked up from `crmctl status` without a change here.
 """
 
@@ -25,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from bench.load import Load, Stepping, find_sustained
+from bench.load import Load, Stepping, drain_rate, find_sustained
 from bench.stack import BenchStack
 from bench.tracker import Outputs, Tracker, percentiles
 from crm_contracts import topics
@@ -44,7 +46,7 @@ class BackendPlan:
     warmup_rate: float
     warmup_seconds: float
     latency_rates: tuple[float, ...]
-    latency_seconds: float
+    latency_seconds: tuple[float, ...]  # per rate: a backlog at the high rate costs its drain
     settle_timeout: float
     stepping: Stepping
     samples_360_per_s: float = 5.0
@@ -53,7 +55,8 @@ class BackendPlan:
 class BackendLag:
     """Events each service is behind, from its metrics and what the bench produced."""
 
-    COUNTED = (topics.INTERACTIONS_RAW, topics.INTERACTIONS, topics.SCORES)
+    TRACKED = (topics.INTERACTIONS, topics.SCORES, topics.CONTACTS, topics.CASES, topics.CAMPAIGNS)
+    COUNTED = (topics.INTERACTIONS_RAW, *TRACKED)
 
     def __init__(self, stack: BenchStack) -> None:
         self.stack = stack
@@ -62,11 +65,8 @@ class BackendLag:
 
     def __call__(self) -> dict[str, float]:
         assert self.load is not None
-        produced = {
-            topics.INTERACTIONS_RAW: self.load.raw_records(),
-            topics.INTERACTIONS: self.load.tracker.records[topics.INTERACTIONS],
-            topics.SCORES: self.load.tracker.records[topics.SCORES],
-        }
+        produced = {topic: float(n) for topic, n in self.load.tracker.records.items()}
+        produced[topics.INTERACTIONS_RAW] = self.load.raw_records()
         consumed = self.stack.consumed()
         for service, by_topic in consumed.items():
             self._consumes |= {(service, t) for t in by_topic if t in self.COUNTED}
@@ -85,24 +85,24 @@ class Visibility360:
     token: str
     tracker: Tracker
     per_second: float
-    timeout: float = 10.0
+    timeout: float = 30.0
     results: list[float] = field(default_factory=list)
     not_found: int = 0
     enabled: bool = False
-    _busy: bool = False
+    in_flight: int = 3
     _last: float = 0.0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _http: httpx.AsyncClient | None = None
 
     def on_sent(self, event: SimEvent, at: float) -> None:
-        if not self.enabled or self._busy or event.late or event.duplicate:
+        if not self.enabled or len(self._tasks) >= self.in_flight or event.late or event.duplicate:
             return
         if at - self._last < 1 / self.per_second:
             return
         contact = self.tracker.contact_of.get(event.person)
         if contact is None:
             return
-        self._busy, self._last = True, at
+        self._last = at
         task = asyncio.get_running_loop().create_task(self._poll(contact, event.id, at))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -120,12 +120,12 @@ class Visibility360:
                 ):
                     self.results.append(time.monotonic() - sent_at)
                     return
-                await asyncio.sleep(0.01)
+                # 10 ms while it is fresh, then a twentieth of the wait so far (at most
+                # 50 ms): the precision stays a few percent without a flood of reads.
+                await asyncio.sleep(min(0.05, max(0.01, (time.monotonic() - sent_at) / 20)))
             self.not_found += 1  # resolved to another contact than the person's first one
         except httpx.HTTPError:
             self.not_found += 1
-        finally:
-            self._busy = False
 
     def take(self) -> dict[str, Any]:
         figures = {**percentiles(self.results), "not_found": self.not_found}
@@ -143,7 +143,8 @@ async def start_load(stack: BenchStack, plan: BackendPlan) -> tuple[Load, Visibi
     """The simulator and tracker for the real back end, with the sampler of 360 visibility."""
     config = SimConfig(seed=plan.seed, contacts=plan.contacts, start=datetime.now(UTC))
     keys = await create_api_keys(stack.url("ingest"), stack.token("apikeys:write"))
-    tracker = Tracker(stack.bootstrap, Outputs(topics.INTERACTIONS, topics.SCORES), plan.seed)
+    outputs = Outputs(topics.INTERACTIONS, topics.SCORES, BackendLag.TRACKED[2:])
+    tracker = Tracker(stack.bootstrap, outputs, plan.seed)
     await asyncio.to_thread(tracker.start)
     lag = BackendLag(stack)
     load = Load.create(
@@ -171,14 +172,14 @@ async def measure_latency(
     await load.run(plan.warmup_rate, plan.warmup_seconds)
     await load.drain(plan.settle_timeout)
     out = []
-    for rate in plan.latency_rates:
+    for rate, seconds in zip(plan.latency_rates, plan.latency_seconds, strict=True):
         sampler.enabled = True
-        step = await load.run(rate, plan.latency_seconds)
+        step = await load.run(rate, seconds)
         extended = 0.0
-        while not sampler.results and extended < 5 * plan.latency_seconds:
+        while not sampler.results and extended < max(60.0, 5 * seconds):
             # No person of the window was known yet: go on until one 360 sample is in.
             await _wait_samples(sampler)
-            extra = await load.run(rate, plan.latency_seconds)
+            extra = await load.run(rate, min(seconds, 3.0))
             step.hi, extended = extra.hi, extended + extra.seconds
         sampler.enabled = False
         settled = await asyncio.to_thread(
@@ -208,9 +209,17 @@ async def _wait_samples(sampler: Visibility360) -> None:
         await asyncio.sleep(0.05)
 
 
-async def measure_sustained(load: Load, plan: BackendPlan, log: Log) -> dict[str, Any]:
-    """The highest offered rate held with bounded lag."""
-    return await find_sustained(load, plan.stepping, log)
+async def measure_sustained(
+    load: Load, plan: BackendPlan, log: Log, *, drained_since: float
+) -> dict[str, Any]:
+    """The highest offered rate held with bounded lag, stepping from the drain rate seen
+    after the fastest latency run (or from that run's rate, if it kept up)."""
+    estimate = drain_rate(load.samples, drained_since)
+    kept_up = estimate is None
+    if estimate is None:
+        estimate = max(plan.latency_rates)
+    log(f"capacity estimate {estimate:,.0f} events/s" + (" (kept up)" if kept_up else ""))
+    return await find_sustained(load, plan.stepping, log, estimate=estimate, kept_up=kept_up)
 
 
 def finite(value: float | None) -> float | None:

@@ -71,6 +71,7 @@ class Outputs:
 
     resolved: str
     scored: str
+    counted: tuple[str, ...] = ()  # further topics whose records of the stream are counted
 
 
 class Tracker:
@@ -85,7 +86,7 @@ class Tracker:
         self.person = array("i")
         self.late = bytearray()
         self.contact_of: dict[int, str] = {}  # simulated person -> contact id, from resolved keys
-        self.records = {outputs.resolved: 0, outputs.scored: 0}
+        self.records = dict.fromkeys((outputs.resolved, outputs.scored, *outputs.counted), 0)
         self._bootstrap = bootstrap
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -126,7 +127,7 @@ class Tracker:
         )
         try:
             assignment = []
-            for topic in (self.outputs.resolved, self.outputs.scored):
+            for topic in self.records:
                 meta = consumer.list_topics(topic, timeout=30).topics[topic]
                 assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
             consumer.assign(assignment)
@@ -155,7 +156,7 @@ class Tracker:
             key = message.key()  # type: ignore[attr-defined]
             if key and n < len(self.person) and self.person[n] >= 0:
                 self.contact_of.setdefault(self.person[n], key.decode())
-        else:
+        elif topic == self.outputs.scored:
             self.scored.first(n, now)
 
     # -- figures ----------------------------------------------------------------------------
