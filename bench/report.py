@@ -227,13 +227,14 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def _latency_points(block: dict[str, Any] | None, key: str) -> list[tuple[float, dict[str, Any]]]:
-    best: dict[float, dict[str, Any]] = {}  # per rate, the window with the most events
+    # Per rate, the window with the most resolved events, the same one for every series.
+    best: dict[float, dict[str, Any]] = {}
     for item in (block or {}).get("latency_by_step", []):
-        figures = item.get(key, {})
         rate = item["offered_rate_per_s"]
-        if figures.get("count") and figures["count"] > best.get(rate, {}).get("count", 0):
-            best[rate] = figures
-    return sorted(best.items())
+        size = item.get("raw_to_resolved_ms", {}).get("count", 0)
+        if size and size > best.get(rate, {}).get("raw_to_resolved_ms", {}).get("count", 0):
+            best[rate] = item
+    return sorted((r, item[key]) for r, item in best.items() if item.get(key, {}).get("count"))
 
 
 def _latency_panel(ax: Any, results: dict[str, Any]) -> None:

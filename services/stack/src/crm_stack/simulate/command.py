@@ -25,17 +25,40 @@ def add_parser(sub: Any) -> None:
         "API, with a few exact duplicates and late events. Ctrl-C stops it.",
     )
     p.add_argument("--rate", type=float, default=100.0, help="events per second (default 100)")
-    p.add_argument("--contacts", type=int, default=1000, help="people in the population")
+    p.add_argument(
+        "--contacts", type=int, default=1000, help="people in the population (default 1000)"
+    )
     p.add_argument("--seed", type=int, help="same seed, same events (default: random)")
     how_long = p.add_mutually_exclusive_group()
-    how_long.add_argument("--duration", type=float, help="seconds to run")
+    how_long.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
     how_long.add_argument("--events", type=int, help="events to send")
-    p.add_argument("--http-share", type=float, default=0.1, help="share through ingest's HTTP")
-    p.add_argument("--structured-share", type=float, default=0.3, help="of Kafka: structured")
-    p.add_argument("--duplicate-share", type=float, default=0.01, help="exact duplicates")
-    p.add_argument("--late-share", type=float, default=0.02, help="late (out-of-order) events")
-    p.add_argument("--backfill-events", type=int, default=0, help="first N events are history")
-    p.add_argument("--backfill-days", type=float, default=90.0, help="history spans this")
+    p.add_argument(
+        "--http-share",
+        type=float,
+        default=0.1,
+        help="share sent through ingest's HTTP API (default 0.1)",
+    )
+    p.add_argument(
+        "--structured-share",
+        type=float,
+        default=0.3,
+        help="share of Kafka events in structured mode (default 0.3)",
+    )
+    p.add_argument(
+        "--duplicate-share", type=float, default=0.01, help="share sent twice (default 0.01)"
+    )
+    p.add_argument(
+        "--late-share",
+        type=float,
+        default=0.02,
+        help="share of late, out-of-order events (default 0.02)",
+    )
+    p.add_argument(
+        "--backfill-events", type=int, default=0, help="the first N events are history (default 0)"
+    )
+    p.add_argument(
+        "--backfill-days", type=float, default=90.0, help="days the history spans (default 90)"
+    )
     p.add_argument("--start", help="simulated start time, RFC 3339 (default: now)")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the stack's)")
     p.add_argument("--topic", default=RAW_TOPIC, help=f"raw topic (default {RAW_TOPIC})")
