@@ -23,7 +23,7 @@ import platform
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -264,37 +264,61 @@ async def run_backend(
     async with _monitoring(load):
         try:
             if "backend" in parts:
-                latency = await backend.measure_latency(load, sampler, plan.backend, log)
-                sustained = await backend.measure_sustained(
-                    load, plan.backend, log, drained_since=load.last_run_end
+                await guarded(
+                    results, "backend", log, _latency_and_sustained(load, sampler, plan, log)
                 )
-                results["backend"] = {
-                    "latency": latency,
-                    "sustained": sustained,
-                    "latency_points": [
-                        {
-                            "offered_rate_per_s": item["offered_rate_per_s"],
-                            "raw_to_resolved_ms": item["raw_to_resolved_ms"],
-                            "raw_to_score_change_ms": item["raw_to_score_change_ms"],
-                        }
-                        for item in latency
-                    ]
-                    + sustained["latency_by_step"],
-                }
             if "cost" in parts:
                 await load.drain(plan.backend.settle_timeout)
                 log("scoring cost growth")
-                results["scoring_cost"] = await scoring_cost.measure(
-                    stack, histories=plan.cost_histories, probes=plan.cost_probes, timeout=300
+                await guarded(
+                    results,
+                    "scoring_cost",
+                    log,
+                    scoring_cost.measure(
+                        stack, histories=plan.cost_histories, probes=plan.cost_probes, timeout=300
+                    ),
                 )
             if "reads" in parts:
-                results["reads"] = await run_reads(stack, load, plan, log)
+                await guarded(results, "reads", log, run_reads(stack, load, plan, log))
         finally:
             await sampler.close()
             if "backend" in results:
                 results["backend"]["samples"] = load.samples
                 results["backend"]["simulator"] = load.sender.current.as_dict()
                 results["backend"]["people"] = len(load.generator.people)
+
+
+async def guarded(
+    results: dict[str, Any], name: str, log: Log, work: Coroutine[Any, Any, dict[str, Any]]
+) -> None:
+    """Run one part; a part that fails is recorded and the next parts still run."""
+    try:
+        results[name] = await work
+    except Exception as exc:
+        log(f"{name} failed: {type(exc).__name__}: {exc}")
+        results.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"
+
+
+async def _latency_and_sustained(
+    load: Load, sampler: backend.Visibility360, plan: Plan, log: Log
+) -> dict[str, Any]:
+    latency = await backend.measure_latency(load, sampler, plan.backend, log)
+    sustained = await backend.measure_sustained(
+        load, plan.backend, log, drained_since=load.last_run_end
+    )
+    points = [
+        {
+            "offered_rate_per_s": item["offered_rate_per_s"],
+            "raw_to_resolved_ms": item["raw_to_resolved_ms"],
+            "raw_to_score_change_ms": item["raw_to_score_change_ms"],
+        }
+        for item in latency
+    ]
+    return {
+        "latency": latency,
+        "sustained": sustained,
+        "latency_points": points + sustained["latency_by_step"],
+    }
 
 
 async def run_reads(stack: BenchStack, load: Load, plan: Plan, log: Log) -> dict[str, Any]:
@@ -359,11 +383,15 @@ async def run_all(stack: BenchStack, plan: Plan, parts: set[str], log: Log) -> d
     }
     log(f"crmctl up: all ready in {stack.startup_seconds}s")
     if "transport" in parts:
-        results["transport"] = await run_transport(stack, plan, log)
+        await guarded(results, "transport", log, run_transport(stack, plan, log))
     if "lean" in parts:
-        results["lean"] = await run_lean(stack, plan, log)
+        await guarded(results, "lean", log, run_lean(stack, plan, log))
     if parts & {"backend", "cost", "reads"}:
-        await run_backend(stack, plan, parts, log, results)
+        try:
+            await run_backend(stack, plan, parts, log, results)
+        except Exception as exc:
+            log(f"the real back end's parts failed: {type(exc).__name__}: {exc}")
+            results.setdefault("errors", {})["backend"] = f"{type(exc).__name__}: {exc}"
     real = report.get(results, "backend.sustained.sustained_rate_per_s")
     ceiling = report.get(results, "lean.sustained.sustained_rate_per_s")
     if "backend" in results:
@@ -459,12 +487,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwall time {results['wall_seconds']}s; written: {', '.join(map(str, paths))}")
     if args.smoke:
         return _check(results, paths[2], parts)
-    return 0
+    for name, error in results.get("errors", {}).items():
+        print(f"bench: part {name} failed: {error}", file=sys.stderr)
+    return 1 if results.get("errors") else 0
 
 
 def _check(results: dict[str, Any], png: Any, parts: set[str]) -> int:
     """bench-smoke: every figure was produced and the PNG written (never a speed)."""
     absent = report.missing(results) if parts == set(PARTS) else []
+    absent += [f"{name} ({error})" for name, error in results.get("errors", {}).items()]
     if not png.exists() or png.stat().st_size == 0:
         absent.append(str(png))
     if absent:

@@ -58,9 +58,17 @@ class ScoringMetrics:
         self.url = url
 
     def read(self) -> tuple[float, float, float]:
-        """(events consumed, batch seconds sum, batch count)."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
-            text = response.read().decode()
+        """(events consumed, batch seconds sum, batch count); retried while scoring is too
+        busy applying a long history to answer."""
+        for attempt in range(10):
+            try:
+                with urllib.request.urlopen(self.url + "/metrics", timeout=15) as response:
+                    text = response.read().decode()
+                break
+            except OSError:
+                if attempt == 9:
+                    raise
+                time.sleep(1)
         consumed = total = count = 0.0
         for family in text_string_to_metric_families(text):
             for s in family.samples:

@@ -53,6 +53,7 @@ class BenchStack:
     startup_seconds: float = 0.0
     reported_ready_seconds: float | None = None
     components: list[Component] = field(default_factory=list)
+    _last_consumed: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def services(self) -> list[Component]:
@@ -123,15 +124,19 @@ class BenchStack:
         return out
 
     def consumed(self) -> dict[str, dict[str, float]]:
-        """Per service, events consumed per topic so far (every outcome but `retried`)."""
+        """Per service, events consumed per topic so far (every outcome but `retried`).
+
+        A service too busy to answer in time keeps its last reading (counters only grow).
+        """
         out: dict[str, dict[str, float]] = {}
         for c in self.services:
-            out[c.name] = {}
+            out[c.name] = self._last_consumed.get(c.name, {})
             try:
-                with urllib.request.urlopen(c.address + "/metrics", timeout=5) as response:
+                with urllib.request.urlopen(c.address + "/metrics", timeout=10) as response:
                     text = response.read().decode()
             except OSError:
                 continue
+            out[c.name] = {}
             for family in text_string_to_metric_families(text):
                 if family.name != "crm_events_consumed":
                     continue
@@ -139,6 +144,7 @@ class BenchStack:
                     if sample.name.endswith("_total") and sample.labels["outcome"] != "retried":
                         topic = sample.labels["topic"]
                         out[c.name][topic] = out[c.name].get(topic, 0.0) + sample.value
+            self._last_consumed[c.name] = out[c.name]
         return out
 
 
