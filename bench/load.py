@@ -230,7 +230,8 @@ async def find_sustained(
         steps.append(step)
         if step.held:
             held_rate = rate
-            higher = [r for r in rungs if r > rate]
+            ceiling = failed_rate if failed_rate is not None else float("inf")
+            higher = [r for r in rungs if rate < r < ceiling]  # bisection takes it from here
             if not higher:
                 break
             rate = higher[0]
