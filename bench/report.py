@@ -286,7 +286,7 @@ def _throughput_panel(ax: Any, results: dict[str, Any]) -> None:
                 max(0.0, (b[key] - a[key]) / max(b["t"] - a["t"], 1e-6))
                 for a, b in itertools.pairwise(samples)
             ]
-            ax.plot(t, rates, label=label, linewidth=0.8)
+            ax.plot(t, _smoothed(rates), label=f"{label}, 5 s mean", linewidth=0.8)
         ax.plot(
             t, [s["offered_rate_per_s"] for s in samples[1:]], "k--", linewidth=0.8, label="offered"
         )
@@ -306,6 +306,15 @@ def _throughput_panel(ax: Any, results: dict[str, Any]) -> None:
     ax.set_title("real back end: throughput over time")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=7)
+
+
+def _smoothed(values: list[float], window: int = 5) -> list[float]:
+    """Trailing mean: the tracker sees output in bursts of a fetch, not evenly."""
+    out = []
+    for i in range(len(values)):
+        part = values[max(0, i - window + 1) : i + 1]
+        out.append(sum(part) / len(part))
+    return out
 
 
 def write(results: dict[str, Any], name: str) -> tuple[Path, Path, Path]:

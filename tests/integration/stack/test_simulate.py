@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,14 +37,17 @@ def _crmctl(
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[dict[str, str]]:
+def stack() -> Iterator[dict[str, str]]:
     """A whole back end of its own (`crmctl up --detach`), stopped afterwards."""
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CRM_DATABASE_URL")
     }
-    env["CRM_STACK_STATE_DIR"] = str(tmp_path / "state")
+    # Not under pytest's basetemp: another pytest session starting meanwhile prunes old
+    # basetemp folders, and Postgres fails when its data folder goes (tests/conftest.py).
+    workdir = tempfile.TemporaryDirectory(prefix="crm-test-simulate-")
+    env["CRM_STACK_STATE_DIR"] = str(Path(workdir.name) / "state")
     env["CRM_STACK_TOPIC_PARTITIONS"] = "3"
     for name in ("BROKER", "POSTGRES", "INGEST", "CONTACTS", "CASES", "CAMPAIGNS", "SCORING"):
         env[f"CRM_STACK_{name}_PORT"] = str(free_port())
@@ -53,6 +57,7 @@ def stack(tmp_path: Path) -> Iterator[dict[str, str]]:
         yield env
     finally:
         _crmctl(env, "down")
+        workdir.cleanup()
 
 
 def _resolved_correlation_ids(bootstrap: str, wanted: set[str], timeout: float) -> set[str]:
