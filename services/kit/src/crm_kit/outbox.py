@@ -195,7 +195,8 @@ class OutboxRelay:
             return 0
         failure = await self._send(rows)
         self.published += len(self._unmarked)
-        await self._mark_sent()
+        if self._unmarked:
+            await self._mark_sent()
         if failure is not None:
             raise failure  # the rest goes out on the next round, after the backoff
         return len(rows)
