@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 
 from crm_contracts import KafkaRecord, dead_letter_topic, encode_binary
 from crm_kit.consumer import Delivery, PermanentEventError
@@ -190,3 +192,54 @@ async def test_replaying_dead_letters_puts_the_original_records_back(
     records = await read_until(settings.kafka_bootstrap_servers, topic, lambda rs: len(rs) >= 2)
     assert [header(r, "ce_id") for r in records] == [event.id, event.id]
     assert all(header(r, "x-error-reason") is None for r in records)
+
+
+async def test_a_record_too_large_to_dead_letter_whole_goes_as_its_headers_and_a_digest(
+    settings: ServiceSettings, pool: asyncpg.Pool, new_topic, start_consumer
+) -> None:
+    # The broker takes it; the kit's producer (2 MiB per request) cannot send it on whole.
+    topic = await new_topic("oversized", partitions=1)
+    huge = encode_binary(interaction(), key="c-1")
+    value = b'{"channel": "web", "blob": "' + b"a" * (3 * 1024 * 1024) + b'"}'
+    huge_headers = [*huge.headers, ("x-trace", b"t-huge")]
+    after = [interaction() for _ in range(3)]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=False,
+        max_request_size=8 * 1024 * 1024,
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=value, key=b"c-1", headers=huge_headers)
+        for event in after:
+            record = encode_binary(event, key="c-1")
+            await producer.send_and_wait(
+                topic, value=record.value, key=record.key, headers=list(record.headers)
+            )
+    finally:
+        await producer.stop()
+    await start_consumer(topic)
+
+    async def rest_applied() -> list[str] | None:
+        applied = await effects(pool)
+        return applied if len(applied) == len(after) else None
+
+    assert await eventually(rest_applied, timeout=30) == [e.id for e in after]
+    [dead] = await read_until(
+        settings.kafka_bootstrap_servers, dead_letter_topic(topic), lambda rs: len(rs) >= 1
+    )
+    assert not dead.value  # dropped: what is left says what it was
+    assert dead.key == b"c-1"
+    assert header(dead, "x-error-reason") == "invalid_data"
+    assert header(dead, "x-error-dropped") == "value"
+    assert header(dead, "x-error-value-size") == str(len(value))
+    assert header(dead, "x-error-value-sha256") == hashlib.sha256(value).hexdigest()
+    assert header(dead, "x-error-offset") == "0"
+    assert header(dead, "x-trace") == "t-huge"
+    assert header(dead, "ce_id") == header_of(huge_headers, "ce_id")
+
+
+def header_of(headers: Sequence[tuple[str, bytes]], name: str) -> str:
+    """A header's value as text, from a list of headers."""
+    return next(value.decode() for key, value in headers if key == name)
