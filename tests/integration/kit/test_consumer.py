@@ -243,3 +243,38 @@ async def test_a_record_too_large_to_dead_letter_whole_goes_as_its_headers_and_a
 def header_of(headers: Sequence[tuple[str, bytes]], name: str) -> str:
     """A header's value as text, from a list of headers."""
     return next(value.decode() for key, value in headers if key == name)
+
+
+async def test_a_dead_letter_names_the_postgres_error_but_not_the_key_value_it_detailed(
+    settings: ServiceSettings, pool: asyncpg.Pool, new_topic, start_consumer
+) -> None:
+    topic = await new_topic("detail", partitions=1)
+    await pool.execute("CREATE TABLE people (email text UNIQUE)")
+    await pool.execute("INSERT INTO people VALUES ('grace@example.com')")
+    clash, fine = interaction(), interaction()
+
+    async def handler(conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            if d.event.id == clash.id:  # Postgres: DETAIL: Key (email)=(grace@...) exists.
+                await conn.execute("INSERT INTO people VALUES ('grace@example.com')")
+        await record_effects(conn, deliveries)
+
+    await produce(
+        settings.kafka_bootstrap_servers,
+        topic,
+        [encode_binary(clash, key="c"), encode_binary(fine, key="c")],
+    )
+    await start_consumer(topic, handler)
+
+    async def fine_applied() -> bool:
+        return fine.id in await effects(pool)
+
+    await eventually(fine_applied)
+    [dead] = await read_until(
+        settings.kafka_bootstrap_servers, dead_letter_topic(topic), lambda rs: len(rs) >= 1
+    )
+    assert header(dead, "ce_id") == clash.id
+    assert header(dead, "x-error-reason") == "retries_exhausted"
+    message = header(dead, "x-error-message") or ""
+    assert message.startswith("UniqueViolationError: ")
+    assert "grace" not in message
