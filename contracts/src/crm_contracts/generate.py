@@ -25,7 +25,15 @@ from crm_contracts.envelope import (
 )
 from crm_contracts.examples import example_event
 from crm_contracts.registry import EVENT_TYPES, data_model_for, schema_uri
-from crm_contracts.topics import DLT_ERROR_HEADERS, INTERACTIONS_RAW, TopicSpec, topic_specs
+from crm_contracts.topics import (
+    DLT_ERROR_DROPPED,
+    DLT_ERROR_HEADERS,
+    DLT_ERROR_VALUE_SHA256,
+    DLT_ERROR_VALUE_SIZE,
+    INTERACTIONS_RAW,
+    TopicSpec,
+    topic_specs,
+)
 
 # Version of the published language; keep it equal to the version in contracts/pyproject.toml.
 CONTRACTS_VERSION = "1.0.0"
@@ -409,7 +417,12 @@ def events_markdown() -> str:
         "",
         "Dead letters go to `<topic>.dlt` with the original key, value and headers plus: "
         + ", ".join(f"`{name}`" for name in DLT_ERROR_HEADERS)
-        + ".",
+        + ". A record too large to be dead-lettered whole goes without its value: "
+        f"`{DLT_ERROR_DROPPED}: value` (or `value,headers,key` when even its headers are too "
+        f"large), with `{DLT_ERROR_VALUE_SHA256}` (hex) and `{DLT_ERROR_VALUE_SIZE}` (bytes) of "
+        "the value; the record itself is still on its topic at `x-error-partition` / "
+        "`x-error-offset` (while the topic's retention keeps it), and cannot be replayed from "
+        "the dead letter.",
         "",
         "## Topics",
         "",

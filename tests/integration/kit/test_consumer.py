@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 
 from crm_contracts import CloudEvent, KafkaRecord, dead_letter_topic, encode_binary
 from crm_kit.consumer import Delivery, PermanentEventError
@@ -237,7 +239,9 @@ async def test_a_dry_run_publishes_nothing_and_a_replay_holds_back_what_failed_t
 ) -> None:
     bootstrap = settings.kafka_bootstrap_servers
     topic = await new_topic("replay-limit", partitions=1)
-    tired, fresh, invalid = interaction(), interaction(), interaction()
+    tired, fresh, invalid, huge = interaction(), interaction(), interaction(), interaction()
+    headless = _dead_letter(huge, reason="invalid_data", attempts=1)
+    too_large = KafkaRecord(headless.key, None, [*headless.headers, ("x-error-dropped", b"value")])
     await produce(
         bootstrap,
         dead_letter_topic(topic),
@@ -245,6 +249,7 @@ async def test_a_dry_run_publishes_nothing_and_a_replay_holds_back_what_failed_t
             _dead_letter(tired, reason="handler_failed", attempts=3),
             _dead_letter(fresh, reason="handler_failed", attempts=1),
             _dead_letter(invalid, reason="invalid_data", attempts=2),
+            too_large,  # dead-lettered without its value: nothing to put back
         ],
     )
     group = unique("replay")
@@ -254,7 +259,7 @@ async def test_a_dry_run_publishes_nothing_and_a_replay_holds_back_what_failed_t
     )
     assert dict(dry.by_reason) == {"handler_failed": 1, "invalid_data": 1}
     assert dry.samples == {"handler_failed": [fresh.id], "invalid_data": [invalid.id]}
-    assert (dry.replayed, dry.held_back) == (2, 1)
+    assert (dry.replayed, dry.held_back, dry.incomplete) == (2, 1, 1)
     marker = interaction()
     await produce(bootstrap, topic, [encode_binary(marker, key="m")])
     first = await read_until(bootstrap, topic, lambda rs: len(rs) >= 1)
@@ -263,8 +268,94 @@ async def test_a_dry_run_publishes_nothing_and_a_replay_holds_back_what_failed_t
     result = await replay_dead_letters(
         settings, topic, max_attempts=3, idle_seconds=1.0, group_id=group
     )
-    assert (result.replayed, result.held_back) == (2, 1)
+    assert (result.replayed, result.held_back, result.incomplete) == (2, 1, 1)
     records = await read_until(bootstrap, topic, lambda rs: len(rs) >= 3)
     replayed = {header(r, "ce_id"): header(r, "x-error-attempts") for r in records[1:]}
     assert replayed == {fresh.id: "1", invalid.id: "2"}
     assert all(header(r, "x-error-reason") is None for r in records)
+
+
+async def test_a_record_too_large_to_dead_letter_whole_goes_as_its_headers_and_a_digest(
+    settings: ServiceSettings, pool: asyncpg.Pool, new_topic, start_consumer
+) -> None:
+    # The broker takes it; the kit's producer (2 MiB per request) cannot send it on whole.
+    topic = await new_topic("oversized", partitions=1)
+    huge = encode_binary(interaction(), key="c-1")
+    value = b'{"channel": "web", "blob": "' + b"a" * (3 * 1024 * 1024) + b'"}'
+    huge_headers = [*huge.headers, ("x-trace", b"t-huge")]
+    after = [interaction() for _ in range(3)]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=False,
+        max_request_size=8 * 1024 * 1024,
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=value, key=b"c-1", headers=huge_headers)
+        for event in after:
+            record = encode_binary(event, key="c-1")
+            await producer.send_and_wait(
+                topic, value=record.value, key=record.key, headers=list(record.headers)
+            )
+    finally:
+        await producer.stop()
+    await start_consumer(topic)
+
+    async def rest_applied() -> list[str] | None:
+        applied = await effects(pool)
+        return applied if len(applied) == len(after) else None
+
+    assert await eventually(rest_applied, timeout=30) == [e.id for e in after]
+    [dead] = await read_until(
+        settings.kafka_bootstrap_servers, dead_letter_topic(topic), lambda rs: len(rs) >= 1
+    )
+    assert not dead.value  # dropped: what is left says what it was
+    assert dead.key == b"c-1"
+    assert header(dead, "x-error-reason") == "invalid_data"
+    assert header(dead, "x-error-dropped") == "value"
+    assert header(dead, "x-error-value-size") == str(len(value))
+    assert header(dead, "x-error-value-sha256") == hashlib.sha256(value).hexdigest()
+    assert header(dead, "x-error-offset") == "0"
+    assert header(dead, "x-trace") == "t-huge"
+    assert header(dead, "ce_id") == header_of(huge_headers, "ce_id")
+
+
+def header_of(headers: Sequence[tuple[str, bytes]], name: str) -> str:
+    """A header's value as text, from a list of headers."""
+    return next(value.decode() for key, value in headers if key == name)
+
+
+async def test_a_dead_letter_names_the_postgres_error_but_not_the_key_value_it_detailed(
+    settings: ServiceSettings, pool: asyncpg.Pool, new_topic, start_consumer
+) -> None:
+    topic = await new_topic("detail", partitions=1)
+    await pool.execute("CREATE TABLE people (email text UNIQUE)")
+    await pool.execute("INSERT INTO people VALUES ('grace@example.com')")
+    clash, fine = interaction(), interaction()
+
+    async def handler(conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            if d.event.id == clash.id:  # Postgres: DETAIL: Key (email)=(grace@...) exists.
+                await conn.execute("INSERT INTO people VALUES ('grace@example.com')")
+        await record_effects(conn, deliveries)
+
+    await produce(
+        settings.kafka_bootstrap_servers,
+        topic,
+        [encode_binary(clash, key="c"), encode_binary(fine, key="c")],
+    )
+    await start_consumer(topic, handler)
+
+    async def fine_applied() -> bool:
+        return fine.id in await effects(pool)
+
+    await eventually(fine_applied)
+    [dead] = await read_until(
+        settings.kafka_bootstrap_servers, dead_letter_topic(topic), lambda rs: len(rs) >= 1
+    )
+    assert header(dead, "ce_id") == clash.id
+    assert header(dead, "x-error-reason") == "retries_exhausted"
+    message = header(dead, "x-error-message") or ""
+    assert message.startswith("UniqueViolationError: ")
+    assert "grace" not in message

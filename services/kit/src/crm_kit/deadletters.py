@@ -66,6 +66,7 @@ class ReplayResult:
     replayed: int = 0
     skipped: int = 0  # another x-error-reason than the one asked for
     held_back: int = 0  # failed max_attempts times already
+    incomplete: int = 0  # dead-lettered without its value (too large): cannot go back
     by_reason: Counter[str] = field(default_factory=Counter)  # replayed, per reason
     held_back_by_reason: Counter[str] = field(default_factory=Counter)
     samples: dict[str, list[str]] = field(default_factory=dict)  # event ids, per reason
@@ -220,6 +221,11 @@ class _Replay:
         reason = found.get(topics.DLT_ERROR_REASON, b"").decode(errors="replace") or "unknown"
         if self.reason is not None and reason != self.reason:
             self.result.skipped += 1
+            return
+        if topics.DLT_ERROR_DROPPED in found:
+            # Too large to dead-letter whole: only its headers and a digest are here. The
+            # original record is still on the source topic at x-error-offset.
+            self.result.incomplete += 1
             return
         attempts = max(1, failed_attempts(headers))
         if attempts >= self.max_attempts:

@@ -79,6 +79,24 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_ms: int = Field(
         100, ge=1, description="First retry delay; doubles each retry."
     )
+    consumer_max_backoff_ms: int = Field(
+        5000,
+        ge=1,
+        description="Longest retry delay, and longest wait between checks of a dependency "
+        "that is down while a consumer holds its batch.",
+    )
+    consumer_stall_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A consumer holding records this long without committing them (or not "
+        "polling this long) is reported not ready.",
+    )
+    health_check_timeout_ms: int = Field(
+        2000, ge=1, description="How long a check of the database or the broker may take."
+    )
+    readiness_cache_ms: int = Field(
+        1000, ge=0, description="How long /readyz reuses its last answer from the broker."
+    )
     http_host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     http_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP API.")
     jwt_secret: SecretStr = Field(

@@ -305,8 +305,7 @@ def _contacts_named(event: CloudEvent) -> list[str]:
 async def apply_events(
     conn: asyncpg.Connection, events: Sequence[CloudEvent], ctx: Scoring
 ) -> Outcome:
-    """Apply a batch of decoded events in the caller's transaction; publish via the outbox."""
-    out = Outcome()
+    """Claim a batch of decoded events in the inbox, then apply the new ones (a rebuild)."""
     fresh = await inbox.claim(conn, ctx.settings.inbox_consumer, [(e.source, e.id) for e in events])
     todo: list[CloudEvent] = []
     for event in events:
@@ -314,7 +313,17 @@ async def apply_events(
         if key in fresh:
             fresh.discard(key)  # a second copy in the same batch is a duplicate too
             todo.append(event)
+    out = await apply_claimed_events(conn, todo, ctx)
     out.duplicates = len(events) - len(todo)
+    return out
+
+
+async def apply_claimed_events(
+    conn: asyncpg.Connection, todo: Sequence[CloudEvent], ctx: Scoring
+) -> Outcome:
+    """Apply events already claimed in the inbox, in the caller's transaction; publish via the
+    outbox. The worker's consumer pipeline claims them, as for every kit consumer."""
+    out = Outcome()
     if not todo:
         return out
     named = {c for e in todo for c in _contacts_named(e)}

@@ -292,6 +292,11 @@ def _replay_summary(args: argparse.Namespace, result: ReplayResult) -> str:
             f"held back {result.held_back} that failed {args.max_attempts} times or more "
             f"({reasons}); they stay on {dlt} (see --max-attempts)"
         )
+    if result.incomplete:
+        lines.append(
+            f"left {result.incomplete} that were dead-lettered without their value (too large "
+            f"to copy whole); the originals are on {args.topic} at their x-error-offset"
+        )
     if result.skipped:
         lines.append(f"skipped {result.skipped} with another reason than {args.reason}")
     return "\n".join(lines)
