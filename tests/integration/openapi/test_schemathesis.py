@@ -1,29 +1,19 @@
 """Schemathesis against the OpenAPI document of every service, served for real.
 
-Each operation gets a bounded, deterministic set of requests (valid and invalid) with
-credentials that grant everything; any 5xx, and any answer the document does not describe
-(status, content type, body schema), fails the build.
+Each operation gets a bounded, deterministic set of requests (valid and invalid, some with
+edge values: see edges.py) with credentials that grant everything; any 5xx, and any answer
+the document does not describe (status, content type, body schema), fails the build.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
 
-from tests.integration.openapi.conftest import (
-    SERVICES,
-    Running,
-    document_of,
-    fuzzing_config,
-)
+from tests.integration.openapi.conftest import SERVICES, Running, document_of, fuzzing_config
 from tests.integration.openapi.edges import mix_in_edges
-
-
-def _schema_of(document: dict) -> schemathesis.BaseSchema:
-    schema = schemathesis.openapi.from_dict(document, config=fuzzing_config())
-    schema.hook("flatmap_case")(mix_in_edges)
-    return schema
-
 
 # Schemathesis draws from `random` inside its strategies; Hypothesis seeds it per example, so
 # a derandomized run stays deterministic. The warning says nothing about this suite.
@@ -32,6 +22,15 @@ pytestmark = pytest.mark.filterwarnings(
     ":hypothesis.errors.HypothesisDeprecationWarning"
 )
 
+
+def _schema_of(document: dict[str, Any]) -> schemathesis.BaseSchema:
+    schema = schemathesis.openapi.from_dict(document, config=fuzzing_config())
+    schema.hook("flatmap_case")(mix_in_edges)
+    return schema
+
+
+# Built at collection from each service's app (no server needed); test_documents checks that
+# they are the documents the running services serve.
 SCHEMAS = {service.name: _schema_of(document_of(service)) for service in SERVICES}
 
 
