@@ -381,6 +381,13 @@ def events_markdown() -> str:
         "id where known, `dataschema` points at the JSON Schema of the data, and the "
         "extensions `correlationid` and `causationid` trace an event back to what caused it.",
         "",
+        "`time` is event time, not the time a service handled the event: an event that "
+        "restates an occurrence (`crm.interaction.resolved`) keeps the occurrence's time, "
+        "and so does every event an interaction leads to (a contact created, linked, "
+        "updated, merged or moved to another stage by it); an event about a decision "
+        "(`crm.score.changed`) has the moment the decision is for, and names its cause. "
+        "What an agent or an erasure does has the moment it was done.",
+        "",
         "## Values every service can store",
         "",
         "Besides its JSON Schema, every event keeps to these rules:",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from crm_contracts import KafkaRecord, dead_letter_topic, encode_binary
+from crm_contracts import CloudEvent, KafkaRecord, dead_letter_topic, encode_binary
 from crm_kit.consumer import Delivery, PermanentEventError
 from crm_kit.deadletters import replay_dead_letters
 from crm_kit.settings import ServiceSettings
@@ -189,4 +189,82 @@ async def test_replaying_dead_letters_puts_the_original_records_back(
     await eventually(applied)
     records = await read_until(settings.kafka_bootstrap_servers, topic, lambda rs: len(rs) >= 2)
     assert [header(r, "ce_id") for r in records] == [event.id, event.id]
+    assert all(header(r, "x-error-reason") is None for r in records)
+
+
+async def test_a_replayed_event_that_fails_again_is_dead_lettered_once_more_and_the_replay_ends(
+    settings: ServiceSettings, new_topic, start_consumer
+) -> None:
+    topic = await new_topic("replay-again", partitions=3)
+    event = interaction()
+
+    async def still_broken(conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> None:
+        raise PermanentEventError("still broken", reason="still_broken")
+
+    await produce(settings.kafka_bootstrap_servers, topic, [encode_binary(event, key="c")])
+    runner = await start_consumer(topic, still_broken)
+
+    async def dead_lettered(n: int) -> bool:
+        return runner.dead_lettered == n
+
+    await eventually(lambda: dead_lettered(1))
+    result = await asyncio.wait_for(
+        replay_dead_letters(settings, topic, idle_seconds=1.0, group_id=unique("replay")),
+        timeout=60,
+    )
+    assert result.replayed == 1
+    await eventually(lambda: dead_lettered(2))
+    dead = await read_until(
+        settings.kafka_bootstrap_servers, dead_letter_topic(topic), lambda rs: len(rs) >= 2
+    )
+    assert len(dead) == 2  # the first dead letter and one copy, nothing more
+    assert all(header(d, "ce_id") == event.id for d in dead)
+    assert sorted(header(d, "x-error-attempts") or "" for d in dead) == ["1", "2"]
+
+
+def _dead_letter(event: CloudEvent, *, reason: str, attempts: int) -> KafkaRecord:
+    record = encode_binary(event, key="c")
+    errors = [
+        ("x-error-reason", reason.encode()),
+        ("x-error-partition", b"0"),
+        ("x-error-attempts", str(attempts).encode()),
+    ]
+    return KafkaRecord(record.key, record.value, [*record.headers, *errors])
+
+
+async def test_a_dry_run_publishes_nothing_and_a_replay_holds_back_what_failed_too_often(
+    settings: ServiceSettings, new_topic
+) -> None:
+    bootstrap = settings.kafka_bootstrap_servers
+    topic = await new_topic("replay-limit", partitions=1)
+    tired, fresh, invalid = interaction(), interaction(), interaction()
+    await produce(
+        bootstrap,
+        dead_letter_topic(topic),
+        [
+            _dead_letter(tired, reason="handler_failed", attempts=3),
+            _dead_letter(fresh, reason="handler_failed", attempts=1),
+            _dead_letter(invalid, reason="invalid_data", attempts=2),
+        ],
+    )
+    group = unique("replay")
+
+    dry = await replay_dead_letters(
+        settings, topic, max_attempts=3, dry_run=True, idle_seconds=1.0, group_id=group
+    )
+    assert dict(dry.by_reason) == {"handler_failed": 1, "invalid_data": 1}
+    assert dry.samples == {"handler_failed": [fresh.id], "invalid_data": [invalid.id]}
+    assert (dry.replayed, dry.held_back) == (2, 1)
+    marker = interaction()
+    await produce(bootstrap, topic, [encode_binary(marker, key="m")])
+    first = await read_until(bootstrap, topic, lambda rs: len(rs) >= 1)
+    assert [header(r, "ce_id") for r in first] == [marker.id]  # one partition: nothing before
+
+    result = await replay_dead_letters(
+        settings, topic, max_attempts=3, idle_seconds=1.0, group_id=group
+    )
+    assert (result.replayed, result.held_back) == (2, 1)
+    records = await read_until(bootstrap, topic, lambda rs: len(rs) >= 3)
+    replayed = {header(r, "ce_id"): header(r, "x-error-attempts") for r in records[1:]}
+    assert replayed == {fresh.id: "1", invalid.id: "2"}
     assert all(header(r, "x-error-reason") is None for r in records)

@@ -27,6 +27,7 @@ from aiokafka.structs import ConsumerRecord
 
 from crm_contracts import CloudEvent, EventDecodeError, dead_letter_topic, decode_record, topics
 from crm_kit import inbox
+from crm_kit.deadletters import count_attempt
 from crm_kit.kafka import new_consumer
 from crm_kit.logs import log_context
 from crm_kit.metrics import observe_batch, observe_consumed
@@ -287,7 +288,7 @@ class ConsumerRunner:
 
     async def _dead_letter(self, record: ConsumerRecord, *, reason: str, message: str) -> None:
         headers = [
-            *(record.headers or ()),
+            *count_attempt(record.headers or ()),  # x-error-attempts + 1 (a replay carries it)
             (topics.DLT_ERROR_REASON, reason.encode()),
             (topics.DLT_ERROR_MESSAGE, message[:2000].encode()),
             (topics.DLT_ERROR_TOPIC, record.topic.encode()),

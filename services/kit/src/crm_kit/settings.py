@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+import sys
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEVELOPMENT_JWT_SECRET = "development-only-secret-do-not-deploy"
@@ -111,6 +112,38 @@ class ServiceSettings(BaseSettings):
             and self.jwt_secret.get_secret_value() in PLACEHOLDER_SECRETS
         ):
             raise ValueError(
-                f"jwt_secret is a placeholder; set a real secret (environment={self.environment})"
+                "jwt_secret is missing or a placeholder; set CRM_JWT_SECRET to a secret of "
+                f"your own (environment={self.environment})"
             )
         return self
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def env_name(settings_cls: type[ServiceSettings], field: str) -> str:
+    """The environment variable that sets a field (the shared name if it has one)."""
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    return SHARED_ENV.get(field) or f"{prefix}{field}".upper()
+
+
+def settings_problem(settings_cls: type[ServiceSettings], error: ValidationError) -> str:
+    """What is wrong with the settings, on one line, naming variables, never their values."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        message = str(item["msg"]).removeprefix("Value error, ")
+        fields = [str(part) for part in item["loc"] if isinstance(part, str)]
+        problems.append(f"{env_name(settings_cls, fields[0])}: {message}" if fields else message)
+    return "; ".join(problems)
+
+
+def load_settings(settings_cls: type[S]) -> S:
+    """Settings from the environment; a bad one exits with one line, not a traceback."""
+    try:
+        return settings_cls()
+    except ValidationError as exc:
+        print(
+            f"crm_{settings_cls.service_name}: cannot start: {settings_problem(settings_cls, exc)}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None

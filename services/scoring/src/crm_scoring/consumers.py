@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 
 from crm_contracts import CloudEvent, EventDecodeError, dead_letter_topic, decode_record, topics
 from crm_kit.consumer import TRANSIENT_ERRORS
+from crm_kit.deadletters import count_attempt
 from crm_kit.metrics import observe_batch, observe_consumed
 from crm_scoring.handlers import Outcome, Scoring, apply_events, reevaluate
 from crm_scoring.settings import ScoringSettings
@@ -248,7 +249,7 @@ class ScoringWorker:
 
     async def _dead_letter(self, message: Any, *, reason: str, text: str) -> None:
         headers = [
-            *(message.headers or ()),
+            *count_attempt(message.headers or ()),  # x-error-attempts + 1 (a replay carries it)
             (topics.DLT_ERROR_REASON, reason.encode()),
             (topics.DLT_ERROR_MESSAGE, text[:2000].encode()),
             (topics.DLT_ERROR_TOPIC, str(message.topic).encode()),

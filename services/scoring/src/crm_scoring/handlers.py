@@ -179,7 +179,7 @@ async def _rescore(
             )
         cause_id = item.cause.id if item.cause else f"scoring.reevaluation:{moment.isoformat()}"
         if publish:
-            change_event = _score_changed(ctx, item, published, new, reasons, cause_id)
+            change_event = _score_changed(ctx, item, published, new, reasons, cause_id, moment)
             data = change_event.data_as(ScoreChanged)
             out.messages.append(
                 event_message(ctx.settings.scores_topic, change_event, key=item.contact_id)
@@ -194,6 +194,7 @@ async def _rescore(
                 ),
                 source=ctx.settings.event_source,
                 cause=change_event,
+                time=moment,
             )
             out.messages.append(
                 event_message(ctx.settings.scores_current_topic, current, key=item.contact_id)
@@ -226,7 +227,10 @@ def _score_changed(
     new: ScoreCard,
     reasons: Sequence[Reason],
     cause_id: str,
+    moment: datetime,
 ) -> CloudEvent:
+    # A decision: its time is the moment the scores are for (DESIGN.md, pattern 7), which
+    # is now (or the newest fact's time if later) live, and `as_of` in a re-evaluation.
     currency = ctx.model.currency
     data = ScoreChanged.from_scores(
         contact_id=item.contact_id,
@@ -242,6 +246,7 @@ def _score_changed(
         source=ctx.settings.event_source,
         cause=item.cause,
         id=str(uuid.uuid4()),
+        time=moment,
     )
 
 
@@ -549,6 +554,7 @@ async def rescore_all(pool: asyncpg.Pool, ctx: Scoring, *, as_of: datetime) -> i
                             cause_event_id=c.cause_event_id,
                         ),
                         source=ctx.settings.event_source,
+                        time=c.as_of,
                     ),
                     key=c.contact_id,
                 )
