@@ -25,6 +25,7 @@ from crm_contracts.envelope import (
 )
 from crm_contracts.examples import example_event
 from crm_contracts.registry import EVENT_TYPES, data_model_for, schema_uri
+from crm_contracts.storable import RULES
 from crm_contracts.topics import (
     DLT_ERROR_DROPPED,
     DLT_ERROR_HEADERS,
@@ -214,8 +215,9 @@ def asyncapi_document() -> dict[str, Any]:
             "version": CONTRACTS_VERSION,
             "description": "Every Kafka topic of the CRM back end. Events are CloudEvents 1.0 in "
             "binary mode (ce_* headers, JSON data as the value); crm.interactions.raw.v1 also "
-            f"takes structured mode ({STRUCTURED_CONTENT_TYPE}). Generated from crm_contracts; "
-            "do not edit.",
+            f"takes structured mode ({STRUCTURED_CONTENT_TYPE}). Beyond the schemas, "
+            + " ".join(RULES)
+            + " Generated from crm_contracts; do not edit.",
         },
         "defaultContentType": JSON_CONTENT_TYPE,
         "channels": channels,
@@ -393,6 +395,18 @@ def events_markdown() -> str:
         "updated, merged or moved to another stage by it); an event about a decision "
         "(`crm.score.changed`) has the moment the decision is for, and names its cause. "
         "What an agent or an erasure does has the moment it was done.",
+        "",
+        "## Values every service can store",
+        "",
+        "Besides its JSON Schema, every event keeps to these rules:",
+        "",
+        *(f"- {rule}" for rule in RULES),
+        "",
+        "An event that breaks one is refused where it enters: ingest answers 422 naming the "
+        "field, and on Kafka the first consumer dead-letters it with reason "
+        "`invalid_attribute` or `invalid_data`. The rules are checked by the contracts' "
+        "models, not written into the JSON Schemas: no such event could ever be stored, so "
+        "they narrow nothing a consumer relied on.",
         "",
         "## Binary mode on Kafka",
         "",
