@@ -8,7 +8,6 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -16,9 +15,15 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from crm_contracts.storable import StorableModel
 
-class EventModel(BaseModel):
-    """Base of data a service publishes: consumers ignore fields added after they were built."""
+
+class EventModel(StorableModel):
+    """Base of data a service publishes: consumers ignore fields added after they were built.
+
+    Every field is storable (`crm_contracts.storable`): no NUL or lone surrogate in any
+    string, 64-bit integers, instants from 1900 to 9999.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

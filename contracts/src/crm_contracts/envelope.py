@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, InitErrorDetails
 
 from crm_contracts.registry import UnknownEventType, data_model_for, schema_uri
+from crm_contracts.storable import StorableModel
 
 SPECVERSION: Literal["1.0"] = "1.0"
 JSON_CONTENT_TYPE = "application/json"
@@ -78,8 +79,9 @@ def _is_json_media_type(value: str) -> bool:
     return base in ("application/json", "text/json") or base.endswith("+json")
 
 
-class EventAttributes(BaseModel):
-    """The CloudEvents context attributes of an event (everything but data)."""
+class EventAttributes(StorableModel):
+    """The CloudEvents context attributes of an event (everything but data); every one
+    storable (`crm_contracts.storable`), `time` from 1900 to 9999."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 

@@ -25,7 +25,16 @@ from crm_contracts.envelope import (
 )
 from crm_contracts.examples import example_event
 from crm_contracts.registry import EVENT_TYPES, data_model_for, schema_uri
-from crm_contracts.topics import DLT_ERROR_HEADERS, INTERACTIONS_RAW, TopicSpec, topic_specs
+from crm_contracts.storable import RULES
+from crm_contracts.topics import (
+    DLT_ERROR_DROPPED,
+    DLT_ERROR_HEADERS,
+    DLT_ERROR_VALUE_SHA256,
+    DLT_ERROR_VALUE_SIZE,
+    INTERACTIONS_RAW,
+    TopicSpec,
+    topic_specs,
+)
 
 # Version of the published language; keep it equal to the version in contracts/pyproject.toml.
 CONTRACTS_VERSION = "1.0.0"
@@ -206,8 +215,9 @@ def asyncapi_document() -> dict[str, Any]:
             "version": CONTRACTS_VERSION,
             "description": "Every Kafka topic of the CRM back end. Events are CloudEvents 1.0 in "
             "binary mode (ce_* headers, JSON data as the value); crm.interactions.raw.v1 also "
-            f"takes structured mode ({STRUCTURED_CONTENT_TYPE}). Generated from crm_contracts; "
-            "do not edit.",
+            f"takes structured mode ({STRUCTURED_CONTENT_TYPE}). Beyond the schemas, "
+            + " ".join(RULES)
+            + " Generated from crm_contracts; do not edit.",
         },
         "defaultContentType": JSON_CONTENT_TYPE,
         "channels": channels,
@@ -379,6 +389,25 @@ def events_markdown() -> str:
         "id where known, `dataschema` points at the JSON Schema of the data, and the "
         "extensions `correlationid` and `causationid` trace an event back to what caused it.",
         "",
+        "`time` is event time, not the time a service handled the event: an event that "
+        "restates an occurrence (`crm.interaction.resolved`) keeps the occurrence's time, "
+        "and so does every event an interaction leads to (a contact created, linked, "
+        "updated, merged or moved to another stage by it); an event about a decision "
+        "(`crm.score.changed`) has the moment the decision is for, and names its cause. "
+        "What an agent or an erasure does has the moment it was done.",
+        "",
+        "## Values every service can store",
+        "",
+        "Besides its JSON Schema, every event keeps to these rules:",
+        "",
+        *(f"- {rule}" for rule in RULES),
+        "",
+        "An event that breaks one is refused where it enters: ingest answers 422 naming the "
+        "field, and on Kafka the first consumer dead-letters it with reason "
+        "`invalid_attribute` or `invalid_data`. The rules are checked by the contracts' "
+        "models, not written into the JSON Schemas: no such event could ever be stored, so "
+        "they narrow nothing a consumer relied on.",
+        "",
         "## Binary mode on Kafka",
         "",
         "Services publish in binary mode: the attributes travel as UTF-8 headers named "
@@ -402,7 +431,12 @@ def events_markdown() -> str:
         "",
         "Dead letters go to `<topic>.dlt` with the original key, value and headers plus: "
         + ", ".join(f"`{name}`" for name in DLT_ERROR_HEADERS)
-        + ".",
+        + ". A record too large to be dead-lettered whole goes without its value: "
+        f"`{DLT_ERROR_DROPPED}: value` (or `value,headers,key` when even its headers are too "
+        f"large), with `{DLT_ERROR_VALUE_SHA256}` (hex) and `{DLT_ERROR_VALUE_SIZE}` (bytes) of "
+        "the value; the record itself is still on its topic at `x-error-partition` / "
+        "`x-error-offset` (while the topic's retention keeps it), and cannot be replayed from "
+        "the dead letter.",
         "",
         "## Topics",
         "",

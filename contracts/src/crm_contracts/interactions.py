@@ -31,6 +31,7 @@ from crm_contracts.base import (
     ShortScalar,
 )
 from crm_contracts.contacts import ConsentPurpose, LifecycleStage
+from crm_contracts.storable import check_storable
 
 INTERACTION_RECORDED = "crm.interaction.recorded"
 INTERACTION_RESOLVED = "crm.interaction.resolved"
@@ -99,6 +100,8 @@ Properties = Annotated[
         f"strings (up to {MAX_PROPERTY_STRING_LENGTH} characters), numbers, booleans or null, "
         f"at most {MAX_PROPERTIES_JSON_BYTES} bytes as JSON.",
     ),
+    # Text Postgres cannot store is named as such, before the JSON size is measured.
+    AfterValidator(check_storable),
     AfterValidator(_check_json_size),
 ]
 TraitText = Annotated[str, Field(max_length=256)]

@@ -29,6 +29,11 @@ DLT_ERROR_OFFSET = "x-error-offset"
 DLT_ERROR_CONSUMER = "x-error-consumer"
 DLT_ERROR_ATTEMPTS = "x-error-attempts"
 DLT_ERROR_TIME = "x-error-time"
+# A record too large to be dead-lettered whole goes without its value (and, if even that is
+# too large, without its headers and key): what was dropped, and the value's digest and size.
+DLT_ERROR_DROPPED = "x-error-dropped"
+DLT_ERROR_VALUE_SHA256 = "x-error-value-sha256"
+DLT_ERROR_VALUE_SIZE = "x-error-value-size"
 DLT_ERROR_HEADERS = (
     DLT_ERROR_REASON,
     DLT_ERROR_MESSAGE,
@@ -38,6 +43,9 @@ DLT_ERROR_HEADERS = (
     DLT_ERROR_CONSUMER,
     DLT_ERROR_ATTEMPTS,
     DLT_ERROR_TIME,
+    DLT_ERROR_DROPPED,
+    DLT_ERROR_VALUE_SHA256,
+    DLT_ERROR_VALUE_SIZE,
 )
 
 CleanupPolicy = Literal["delete", "compact"]

@@ -163,6 +163,23 @@ async def test_a_post_repeated_with_its_idempotency_key_creates_one_contact(
     assert len(await service.fetch("SELECT id FROM contacts")) == 1
 
 
+async def test_a_replayed_idempotent_post_answers_with_the_same_status_body_and_location(
+    service: Service,
+) -> None:
+    answers = {}
+    for path, body in (("/v1/contacts", ADA), ("/v1/accounts", {"name": "Analytical Engines"})):
+        headers = {**service.headers(), "Idempotency-Key": f"replay-{path.rsplit('/', 1)[-1]}"}
+        first = await service.http.post(path, json=body, headers=headers)
+        replay = await service.http.post(path, json=body, headers=headers)
+        answers[path] = (first, replay)
+
+    for path, (first, replay) in answers.items():
+        assert first.status_code == replay.status_code == 201
+        assert replay.json() == first.json()
+        assert first.headers["location"] == f"{path}/{first.json()['id']}"
+        assert replay.headers.get("location") == first.headers["location"]
+
+
 async def test_client_errors_are_problem_documents(service: Service) -> None:
     answers = {
         "unknown field": await service.send("POST", "/v1/contacts", {"email": "a@b.c", "vip": 1}),

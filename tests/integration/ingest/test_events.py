@@ -218,3 +218,55 @@ async def test_events_of_other_types_are_not_accepted_from_channels(
     response = await ingest.post_events(event, api_key)
     assert response.status_code == 422
     assert response.json()["results"][0]["reason"] == "type_not_accepted"
+
+
+async def test_text_postgres_cannot_store_is_a_422_naming_the_field_and_nothing_is_published(
+    ingest: Ingest, api_key: str, servers: Servers
+) -> None:
+    in_properties, in_identity, in_traits = _event(), _event(), _event()
+    in_properties["data"]["properties"] = {"order_id": "o-1", "note": "gift\x00wrap"}
+    in_identity["data"]["identity"] = {"anonymous_id": "ck-\x00"}
+    in_traits["data"]["traits"] = {"first_name": "Ada", "custom": {"tier": "gold\x00"}}
+
+    response = await ingest.post_events([in_properties, in_identity, in_traits], api_key)
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    results = response.json()["results"]
+    assert [(r["status"], r["reason"]) for r in results] == [("rejected", "invalid_data")] * 3
+    assert [[e["path"] for e in r["errors"]] for r in results] == [
+        ["data.properties.note"],
+        ["data.identity.anonymous_id"],
+        ["data.traits.custom.tier"],
+    ]
+    assert all("U+0000" in r["errors"][0]["message"] for r in results)
+    assert "gift" not in response.text and "ck-" not in response.text  # never the values
+    assert await published(servers.bootstrap, ingest.topic) == []
+
+
+async def test_a_lone_surrogate_or_a_nul_escape_in_the_json_is_refused_beside_a_good_event(
+    ingest: Ingest, api_key: str, servers: Servers
+) -> None:
+    good = _event()
+    body = json.dumps(
+        [good, _event(identity={"email": "grace@example.com"}), _event(properties={"n": 1})]
+    )
+    # JSON spells them as escapes: `\ud800` alone is not Unicode text, `\u0000` is NUL.
+    body = body.replace('"grace@example.com"', '"grace\\ud800@example.com"')
+    body = body.replace('"n": 1', '"n": "\\u0000"')
+
+    response = await ingest.http.post(
+        "/v1/events",
+        content=body.encode(),
+        headers={"X-API-Key": api_key, "content-type": "application/json"},
+    )
+
+    assert response.status_code == 207, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "rejected"]
+    assert [[e["path"] for e in r["errors"]] for r in results[1:]] == [
+        ["data.identity.email"],
+        ["data.properties.n"],
+    ]
+    records = await published(servers.bootstrap, ingest.topic)
+    assert [header(r, "ce_id") for r in records] == [good["id"]]

@@ -28,11 +28,11 @@ def _events_total(outcome: str) -> float:
     return value or 0.0
 
 
-async def test_readyz_checks_the_database_and_the_producer(ingest: Ingest) -> None:
+async def test_readyz_checks_the_database_and_the_broker(ingest: Ingest) -> None:
     assert (await ingest.http.get("/livez")).status_code == 200
     response = await ingest.http.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json()["checks"] == {"database": True, "producer": True}
+    assert response.json()["checks"] == {"database": True, "broker": True}
 
 
 async def test_accepted_and_rejected_events_are_counted(ingest: Ingest, api_key: str) -> None:
@@ -120,6 +120,12 @@ async def test_a_broker_outage_is_a_503_that_promises_nothing_and_a_retry_then_s
         failed = _events_total("failed")
 
         own_broker.crash()
+
+        async def not_ready() -> bool:
+            response = await http.get("/readyz")
+            return response.status_code == 503 and response.json()["failing"] == ["broker"]
+
+        await eventually(not_ready, timeout=30)
         response = await ingest.post_events(to_json_dict(interaction()), key)
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
@@ -135,3 +141,8 @@ async def test_a_broker_outage_is_a_503_that_promises_nothing_and_a_retry_then_s
             return response.status_code == 202
 
         await eventually(accepted_on_retry, timeout=30, interval=0.2)
+
+        async def ready() -> bool:
+            return (await http.get("/readyz")).status_code == 200
+
+        await eventually(ready, timeout=30)

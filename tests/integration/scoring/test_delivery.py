@@ -22,7 +22,7 @@ from tests.integration.scoring.conftest import (
     publish,
     read_changes,
 )
-from tests.support.kafka import produce, read_until
+from tests.support.kafka import eventually, produce, read_until
 
 
 def _contact() -> str:
@@ -325,3 +325,35 @@ async def test_erasing_a_merged_contact_takes_its_events_out_of_the_survivor(
         .reasons[0]
         .text.startswith("events of an erased contact removed: -")
     )
+
+
+async def test_readyz_names_the_worker_while_it_holds_a_batch_without_moving(
+    scoring_settings: ScoringSettings, start_scoring: Any
+) -> None:
+    settings = scoring_settings.model_copy(update={"consumer_stall_seconds": 1.0})
+    contact = _contact()
+    blocker = await asyncpg.connect(settings.database_url)
+    try:
+        async with start_scoring(settings) as service:
+            check = f"consumer:{settings.faust_app_id}:advancing"
+
+            async def not_ready() -> list[str] | None:
+                response = await service.http.get("/readyz")
+                failing = response.json().get("failing", [])
+                return failing if check in failing else None
+
+            # Another transaction holds the facts table: the worker's batch waits on it while
+            # the database itself answers.
+            lock = blocker.transaction()
+            await lock.start()
+            try:
+                await blocker.execute("LOCK TABLE scoring_facts IN ACCESS EXCLUSIVE MODE")
+                await publish(settings, interaction(contact, "purchase", amount="10"))
+                failing = await eventually(not_ready, timeout=30)
+            finally:
+                await lock.rollback()  # before the service stops: it would wait on the lock
+            await read_changes(settings, lambda cs: bool(for_contact(cs, contact)))
+            await service.ready()
+    finally:
+        await blocker.close()
+    assert "worker" not in failing  # in its group all along, just not moving

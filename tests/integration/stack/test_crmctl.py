@@ -1,4 +1,4 @@
-"""crmctl brings the embedded stack up and down, and says clearly what went wrong."""
+"""crmctl brings the embedded stack up and down, supervises it, and says clearly what went wrong."""
 
 from __future__ import annotations
 
@@ -9,29 +9,50 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psutil
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from crm_contracts import topic_specs
+from crm_contracts import CloudEvent, KafkaRecord, dead_letter_topic, encode_binary, topic_specs
 from crm_kit.auth import verify_token
 from crm_kit.settings import ServiceSettings
 from crm_stack.ports import free_port
+from tests.support.events import interaction
+from tests.support.kafka import produce
 from tests.support.servers import Servers
 
 CRMCTL = [sys.executable, "-m", "crm_stack"]
+T = TypeVar("T")
 
 
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A folder for the stack's state, outside pytest's temporary folders.
+
+    Postgres runs as its own user, which must reach its data folder; each pytest session
+    that starts takes the other users' access to pytest's folders away (mode 0700), and
+    `pg_ctl stop` then fails when another session starts meanwhile.
+    """
+    with tempfile.TemporaryDirectory(prefix="crm-test-crmctl-") as folder:
+        yield Path(folder)
+
+
+def _env(workdir: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("KAFKA_BOOTSTRAP_SERVERS", "CRM_DATABASE_URL")
     }
     env.update(
-        CRM_STACK_STATE_DIR=str(tmp_path / "state"),
+        CRM_STACK_STATE_DIR=str(workdir / "state"),
         CRM_STACK_BROKER_PORT=str(free_port()),
         CRM_STACK_POSTGRES_PORT=str(free_port()),
         CRM_STACK_INGEST_PORT=str(free_port()),
@@ -52,6 +73,91 @@ def _crmctl(
     )
 
 
+def _status(env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in json.loads(_crmctl(env, "status", "--json").stdout)}
+
+
+def _poll(check: Callable[[], T | None], *, timeout: float = 90.0) -> T:
+    """Call `check` until it returns something, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found is not None:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout}s")
+
+
+def _alive(pids: list[int]) -> list[int]:
+    return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+
+
+class _Foreground:
+    """`crmctl up` in the foreground, as `make run` runs it, its output collected."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [*CRMCTL, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self) -> None:
+        _poll(lambda: True if "(Ctrl-C stops everything)" in self.output else None)
+
+    def finish(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=120)
+        self._reader.join(timeout=10)
+        return code
+
+
+async def _publish(bootstrap: str, events: list[CloudEvent]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        sent = []
+        for n, event in enumerate(events):
+            record = encode_binary(event, key=f"webshop:c-{n}")
+            sent.append(
+                await producer.send(
+                    "crm.interactions.raw.v1",
+                    value=record.value,
+                    key=record.key,
+                    headers=list(record.headers),
+                )
+            )
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def _on_timeline(dsn: str, event_ids: list[str]) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(DISTINCT event_id) FROM timeline WHERE event_id = ANY($1::text[])",
+                event_ids,
+            )
+        )
+    finally:
+        await conn.close()
+
+
 async def _partitions(bootstrap: str) -> dict[str, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -63,8 +169,8 @@ async def _partitions(bootstrap: str) -> dict[str, int]:
         await admin.close()
 
 
-def test_up_detach_creates_every_topic_then_status_and_down_stop_everything(tmp_path: Path) -> None:
-    env = _env(tmp_path, CRM_STACK_TOPIC_PARTITIONS="6")
+def test_up_detach_creates_every_topic_then_status_and_down_stop_everything(workdir: Path) -> None:
+    env = _env(workdir, CRM_STACK_TOPIC_PARTITIONS="6")
     up = _crmctl(env, "up", "--detach")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -89,10 +195,10 @@ def test_up_detach_creates_every_topic_then_status_and_down_stop_everything(tmp_
     assert {c["state"] for c in json.loads(after.stdout)} == {"down"}
 
 
-def test_postgres_keeps_its_data_across_a_restart(tmp_path: Path) -> None:
+def test_postgres_keeps_its_data_across_a_restart(workdir: Path) -> None:
     import asyncpg
 
-    env = _env(tmp_path)
+    env = _env(workdir)
     dsn = f"postgresql://postgres@127.0.0.1:{env['CRM_STACK_POSTGRES_PORT']}/postgres"
 
     async def write() -> None:
@@ -117,8 +223,8 @@ def test_postgres_keeps_its_data_across_a_restart(tmp_path: Path) -> None:
         _crmctl(env, "down")
 
 
-def test_up_in_the_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+def test_up_in_the_foreground_stops_everything_on_ctrl_c(workdir: Path) -> None:
+    env = _env(workdir)
     proc = subprocess.Popen(
         [*CRMCTL, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -138,8 +244,8 @@ def test_up_in_the_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> None
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
 
 
-def test_a_taken_port_is_named_with_the_setting_that_changes_it(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+def test_a_taken_port_is_named_with_the_setting_that_changes_it(workdir: Path) -> None:
+    env = _env(workdir)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", int(env["CRM_STACK_BROKER_PORT"])))
         taken.listen()
@@ -148,11 +254,11 @@ def test_a_taken_port_is_named_with_the_setting_that_changes_it(tmp_path: Path) 
     assert env["CRM_STACK_BROKER_PORT"] in result.stderr
     assert "CRM_STACK_BROKER_PORT" in result.stderr
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "state" / "stack.json").exists()
+    assert not (workdir / "state" / "stack.json").exists()
 
 
-def test_a_missing_broker_binary_is_reported_with_what_to_do(tmp_path: Path) -> None:
-    env = _env(tmp_path, CALF_TANSU_BIN=str(tmp_path / "no-such-tansu"), PATH="/usr/bin:/bin")
+def test_a_missing_broker_binary_is_reported_with_what_to_do(workdir: Path) -> None:
+    env = _env(workdir, CALF_TANSU_BIN=str(workdir / "no-such-tansu"), PATH="/usr/bin:/bin")
     result = _crmctl(env, "up", "--detach")
     assert result.returncode == 2
     assert "tansu" in result.stderr.lower()
@@ -160,10 +266,10 @@ def test_a_missing_broker_binary_is_reported_with_what_to_do(tmp_path: Path) -> 
 
 
 def test_with_external_servers_it_starts_none_and_creates_the_topics(
-    tmp_path: Path, servers: Servers
+    workdir: Path, servers: Servers
 ) -> None:
     env = _env(
-        tmp_path,
+        workdir,
         KAFKA_BOOTSTRAP_SERVERS=servers.bootstrap,
         CRM_DATABASE_URL=servers.admin_dsn,
         CRM_STACK_TOPIC_PARTITIONS="2",
@@ -181,8 +287,8 @@ def test_with_external_servers_it_starts_none_and_creates_the_topics(
         _crmctl(env, "down")
 
 
-def test_token_prints_a_jwt_the_services_accept_with_the_scopes_asked_for(tmp_path: Path) -> None:
-    env = _env(tmp_path, CRM_JWT_SECRET="a-test-secret-that-is-long-enough-for-hs256")
+def test_token_prints_a_jwt_the_services_accept_with_the_scopes_asked_for(workdir: Path) -> None:
+    env = _env(workdir, CRM_JWT_SECRET="a-test-secret-that-is-long-enough-for-hs256")
     result = _crmctl(env, "token", "--scope", "contacts:read", "--scope", "cases:write")
     assert result.returncode == 0, result.stderr
     settings = ServiceSettings(jwt_secret="a-test-secret-that-is-long-enough-for-hs256")
@@ -196,8 +302,102 @@ def test_token_prints_a_jwt_the_services_accept_with_the_scopes_asked_for(tmp_pa
 
 
 @pytest.mark.parametrize("scope", ["contacts", "Contacts:READ"])
-def test_token_refuses_a_malformed_scope_without_a_traceback(tmp_path: Path, scope: str) -> None:
-    result = _crmctl(_env(tmp_path), "token", "--scope", scope)
+def test_token_refuses_a_malformed_scope_without_a_traceback(workdir: Path, scope: str) -> None:
+    result = _crmctl(_env(workdir), "token", "--scope", scope)
     assert result.returncode == 2
     assert "scope" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(400)  # three starts of a service, on a loaded 2-core machine
+def test_up_restarts_a_killed_service_and_down_from_another_terminal_stops_everything(
+    workdir: Path,
+) -> None:
+    env = _env(workdir)
+    up = _Foreground(env)
+    try:
+        up.wait_ready()
+        before = _status(env)
+        os.kill(before["scoring"]["pid"], signal.SIGKILL)
+
+        def restarted(name: str) -> dict[str, dict[str, Any]] | None:
+            now = _status(env)
+            back = now[name]["state"] == "up" and now[name]["pid"] != before[name]["pid"]
+            return now if back else None
+
+        after = _poll(lambda: restarted("scoring"))
+        assert after["scoring"]["restarts"] == 1
+        restart = _crmctl(env, "restart", "contacts")
+        assert restart.returncode == 0, restart.stdout + restart.stderr
+        after = restarted("contacts")
+        assert after is not None, after
+        assert after["contacts"]["restarts"] == 1
+        pids = [c["pid"] for c in after.values() if c["pid"]]
+        assert up.proc.pid in pids  # the supervisor is the foreground `up`
+
+        down = _crmctl(env, "down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "postgres" in down.stdout and "broker" in down.stdout
+    finally:
+        code = up.finish()
+    assert code == 0, up.output
+    assert "scoring exited (killed by SIGKILL)" in up.output
+    assert "stopped by `crmctl down`" in up.output
+    assert _alive(pids) == []
+    assert {c["state"] for c in _status(env).values()} == {"down"}
+
+
+@pytest.mark.timeout(600)  # two starts of the stack and a drain
+def test_down_drains_what_was_published_while_the_services_were_busy(workdir: Path) -> None:
+    # Batches smaller than the backlog: stopping contacts at once would strand most of it.
+    env = _env(workdir, CRM_CONTACTS_KAFKA_MAX_POLL_RECORDS="20")
+    contacts_db = f"postgresql://postgres@127.0.0.1:{env['CRM_STACK_POSTGRES_PORT']}/crm_contacts"
+    events = [interaction(identity={"external_ids": {"webshop": f"c-{n}"}}) for n in range(200)]
+    try:
+        up = _crmctl(env, "up", "--detach")
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = _status(env)
+        contacts = psutil.Process(status["contacts"]["pid"])
+        contacts.suspend()  # busy: every event is still on the broker when `down` starts
+        try:
+            asyncio.run(_publish(status["broker"]["address"], events))
+        finally:
+            contacts.resume()
+        down = _crmctl(env, "down", "--timeout", "240", timeout=400)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "drained in" in down.stdout, down.stdout
+        assert _crmctl(env, "up", "--detach").returncode == 0
+        assert asyncio.run(_on_timeline(contacts_db, [e.id for e in events])) == len(events)
+    finally:
+        _crmctl(env, "down", "--now")
+
+
+def _dead_letter(event: CloudEvent, reason: str) -> KafkaRecord:
+    record = encode_binary(event, key="c")
+    return KafkaRecord(
+        record.key, record.value, [*record.headers, ("x-error-reason", reason.encode())]
+    )
+
+
+async def test_replay_dlt_lists_a_dry_run_by_reason_then_replays_and_ends(
+    workdir: Path, servers: Servers, new_topic
+) -> None:
+    topic = await new_topic("cli-replay", partitions=2)
+    failed, invalid = interaction(), interaction()
+    await produce(
+        servers.bootstrap,
+        dead_letter_topic(topic),
+        [_dead_letter(failed, "handler_failed"), _dead_letter(invalid, "invalid_data")],
+    )
+    env = _env(workdir, KAFKA_BOOTSTRAP_SERVERS=servers.bootstrap)
+
+    dry = await asyncio.to_thread(_crmctl, env, "replay-dlt", topic, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "nothing published: would replay 2" in dry.stdout
+    assert f"handler_failed: 1 ({failed.id})" in dry.stdout
+    assert f"invalid_data: 1 ({invalid.id})" in dry.stdout
+    replay = await asyncio.to_thread(_crmctl, env, "replay-dlt", topic)
+    assert replay.returncode == 0, replay.stderr
+    assert f"replayed 2 dead letters of {topic}.dlt to {topic}" in replay.stdout
+    again = await asyncio.to_thread(_crmctl, env, "replay-dlt", topic)
+    assert "replayed 0 dead letters" in again.stdout  # progress was kept

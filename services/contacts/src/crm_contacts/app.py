@@ -17,6 +17,7 @@ from crm_contacts.handlers import Context
 from crm_contacts.settings import ContactsSettings
 from crm_kit.http import create_service_app
 from crm_kit.runtime import ServiceRuntime, serve
+from crm_kit.settings import load_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION = "1.0.0"
@@ -60,5 +61,5 @@ def create_app(settings: ContactsSettings | None = None) -> FastAPI:
 
 def main() -> None:
     """Serve the contacts service."""
-    settings = ContactsSettings()
+    settings = load_settings(ContactsSettings)
     serve(create_app(settings), settings)

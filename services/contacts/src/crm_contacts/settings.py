@@ -79,7 +79,7 @@ class ContactsSettings(ServiceSettings):
             in PLACEHOLDER_SECRETS | {DEVELOPMENT_ERASURE_KEY}
         ):
             raise ValueError(
-                "erasure_hmac_key is a placeholder; set CRM_CONTACTS_ERASURE_HMAC_KEY "
-                f"(environment={self.environment})"
+                "erasure_hmac_key is missing or a placeholder; set CRM_CONTACTS_ERASURE_HMAC_KEY "
+                f"to a secret of your own (environment={self.environment})"
             )
         return self

@@ -18,6 +18,7 @@ from crm_ingest.domain import AcceptedEvent, ApiKey, BodyError, BodyProblem, Eve
 from crm_ingest.settings import IngestSettings
 from crm_kit.auth import Principal, require_scopes
 from crm_kit.http import get_settings
+from crm_kit.inputs import Offset
 from crm_kit.logs import log_context
 from crm_kit.problems import FieldError, ProblemError, problem_responses
 from crm_kit.runtime import get_pool, get_producer
@@ -344,7 +345,7 @@ async def list_api_keys(
     source: Annotated[str | None, Query(max_length=domain.MAX_SOURCE_LENGTH)] = None,
     include_revoked: bool = False,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> ApiKeyPageOut:
     """Keys of one source, or of all, oldest first; never their secrets."""
     keys = await handlers.list_api_keys(

@@ -13,6 +13,7 @@ from crm_ingest import api
 from crm_ingest.settings import IngestSettings
 from crm_kit.http import create_service_app
 from crm_kit.runtime import ServiceRuntime, serve
+from crm_kit.settings import load_settings
 
 VERSION = "1.0.0"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,5 +38,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
 def main() -> None:
     """Serve ingest with the settings from the environment."""
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     serve(create_app(settings), settings)

@@ -28,6 +28,7 @@ from crm_ingest.domain import ApiKey
 from crm_ingest.settings import IngestSettings
 from crm_kit.db import create_pool
 from crm_kit.migrations import migrate
+from crm_kit.settings import load_settings
 
 CLI_SUBJECT = "cli"
 
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in (None, "serve"):
         app.main()
         return 0
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     try:
         if args.command == "create-key":
             domain.check_source(args.source)

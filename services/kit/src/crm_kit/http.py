@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
+from crm_kit.inputs import install_input_guard
 from crm_kit.logs import configure_logging, log_context
 from crm_kit.metrics import metrics_response, record_http_request
 from crm_kit.problems import ProblemError, install_problem_handlers, problem_response
@@ -64,6 +65,7 @@ def create_service_app(
     app = FastAPI(title=title, version=version, lifespan=lifespan)
     app.state.settings = settings
     install_problem_handlers(app)
+    install_input_guard(app)
     # The last middleware added runs first: the context wraps the body limit, so that
     # refused bodies are counted and logged with their request id.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)

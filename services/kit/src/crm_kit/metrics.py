@@ -170,6 +170,16 @@ EVENT_LAG = histogram(
     ["service", "topic"],
     buckets=LAG_BUCKETS,
 )
+CONSUMER_PAUSES = counter(
+    "crm_consumer_pauses_total",
+    "Times a consumer held its batch because a dependency (database, broker) was unreachable.",
+    ["service", "consumer", "dependency"],
+)
+CONSUMER_PAUSED = gauge(
+    "crm_consumer_paused",
+    "1 while a consumer holds its batch waiting for an unreachable dependency.",
+    ["service", "consumer", "dependency"],
+)
 
 
 def record_http_request(
@@ -230,3 +240,10 @@ def metrics_text(registry: CollectorRegistry = REGISTRY) -> bytes:
 def metrics_response(registry: CollectorRegistry = REGISTRY) -> Response:
     """Return the Prometheus text exposition as an HTTP response."""
     return Response(metrics_text(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def set_consumer_paused(*, service: str, consumer: str, dependency: str, paused: bool) -> None:
+    """Mark a consumer as holding its batch for `dependency` (counted once per pause), or not."""
+    if paused:
+        CONSUMER_PAUSES.labels(service, consumer, dependency).inc()
+    CONSUMER_PAUSED.labels(service, consumer, dependency).set(1 if paused else 0)

@@ -5,6 +5,17 @@ in id order (so per key in the order they were written), is woken by the
 `kit_outbox` NOTIFY that a trigger sends at commit, and marks rows sent only after
 the broker acknowledged them (`acks=all`). One relay per database is active at a
 time (a session advisory lock), so replicas of a service never reorder each other.
+
+Delivery is at least once. Rows the broker acknowledged but the database could not mark
+sent (an outage, a restart) are kept in memory and marked, with backoff, before anything
+else is published, so an outage does not send them again; a crash of the process
+between the acknowledgement and the mark (or the lock passing to another replica while
+the database is away) still can, and consumers dedupe by `(source, id)`. Order: the
+producer queues a batch's records without waiting (`send` returns once a record is
+queued) and aiokafka keeps one request in flight per broker, putting a retried batch back
+at the head of its partition, so retries keep per-key order. Only a batch that expires
+(`request_timeout_ms` without a leader, embedded broker: no idempotence) can fail while
+a later one of its partition succeeds; its rows then go out again after it.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -95,6 +107,8 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self.active = False
         self.published = 0
+        self.failures = 0  # rounds that ended in an error (then retried with backoff)
+        self._unmarked: list[int] = []  # acknowledged by the broker, not marked sent yet
 
     def start(self) -> None:
         """Run the relay in the background."""
@@ -122,12 +136,24 @@ class OutboxRelay:
                 await self._run_with_lock()
                 backoff = 0.1
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.failures += 1
                 log.warning("outbox relay lost its database, retrying: %s", exc)
             except Exception:
+                self.failures += 1
                 log.exception("outbox relay failed, retrying")
             if not self._stopping:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+        if self._unmarked:
+            try:
+                await self._mark_sent()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning(
+                    "outbox relay stopped with %d published rows not marked sent; "
+                    "they will be published again: %s",
+                    len(self._unmarked),
+                    exc,
+                )
 
     async def _run_with_lock(self) -> None:
         listener = await asyncpg.connect(self._dsn)
@@ -156,6 +182,9 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
     async def _publish_batch(self) -> int:
+        if self._unmarked:
+            # Published before the database failed: mark them first, never publish again.
+            await self._mark_sent()
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT id, topic, key, value, headers FROM kit_outbox "
@@ -164,23 +193,46 @@ class OutboxRelay:
             )
         if not rows:
             return 0
-        futures = [
-            await self._producer.send(
-                row["topic"],
-                value=row["value"],
-                key=row["key"],
-                headers=_decode_headers(row["headers"]),
-            )
-            for row in rows
-        ]
-        await asyncio.gather(*futures)
+        failure = await self._send(rows)
+        self.published += len(self._unmarked)
+        if self._unmarked:
+            await self._mark_sent()
+        if failure is not None:
+            raise failure  # the rest goes out on the next round, after the backoff
+        return len(rows)
+
+    async def _send(self, rows: Sequence[asyncpg.Record]) -> BaseException | None:
+        """Send rows in id order; keep the acknowledged ids in `_unmarked`; the first failure."""
+        queued: list[tuple[int, asyncio.Future[Any]]] = []
+        failure: BaseException | None = None
+        for row in rows:
+            try:
+                future = await self._producer.send(
+                    row["topic"],
+                    value=row["value"],
+                    key=row["key"],
+                    headers=_decode_headers(row["headers"]),
+                )
+            except Exception as exc:  # refused before it was queued: send nothing after it
+                failure = exc
+                break
+            queued.append((row["id"], future))
+        results = await asyncio.gather(*(f for _, f in queued), return_exceptions=True)
+        for (row_id, _), result in zip(queued, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = failure or result
+            else:
+                self._unmarked.append(row_id)
+        return failure
+
+    async def _mark_sent(self) -> None:
         async with self._pool.acquire() as conn:
             await conn.execute(
-                "UPDATE kit_outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
-                [row["id"] for row in rows],
+                "UPDATE kit_outbox SET sent_at = now() "
+                "WHERE id = ANY($1::bigint[]) AND sent_at IS NULL",
+                self._unmarked,
             )
-        self.published += len(rows)
-        return len(rows)
+        self._unmarked = []
 
     async def _purge_sent(self) -> None:
         async with self._pool.acquire() as conn:

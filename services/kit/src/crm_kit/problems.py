@@ -4,12 +4,19 @@ Routes and handlers raise `ProblemError`; `install_problem_handlers(app)` turns 
 `HTTPException`, request validation errors and unhandled exceptions into problem responses.
 Validation problems list field paths and messages only, never the submitted values (they can
 hold PII); 500s say nothing about the exception, which goes to the logs instead.
+
+The OpenAPI document says so too: every problem response is `application/problem+json` with
+the `Problem` schema, and the problems the kit answers on any route (422 for invalid
+parameters or bodies, 400 and 413 for unreadable or oversized bodies, 401 where a route is
+secured) are listed on every operation they can come from, instead of FastAPI's default
+`HTTPValidationError`, which the services never send.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -129,16 +136,84 @@ def problem_response(problem: Problem, *, headers: Mapping[str, str] | None = No
     )
 
 
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+_FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    return {
+        "description": status_title(status),
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+    }
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entry documenting problem bodies for the given statuses."""
-    return {
-        status: {
-            "model": Problem,
-            "description": status_title(status),
-            "content": {PROBLEM_MEDIA_TYPE: {}},
-        }
-        for status in statuses
-    }
+    return {status: _problem_response(status) for status in statuses}
+
+
+def _is_problem_ref(content: Any) -> bool:
+    schema = content.get("schema") if isinstance(content, dict) else None
+    return isinstance(schema, dict) and schema.get("$ref") in (
+        PROBLEM_SCHEMA_REF,
+        "#/components/schemas/HTTPValidationError",
+    )
+
+
+def _kit_statuses(operation: dict[str, Any]) -> list[int]:
+    """The problems the kit itself can answer on an operation."""
+    statuses = []
+    if operation.get("parameters") or "requestBody" in operation:
+        statuses.append(422)
+    if "requestBody" in operation:
+        statuses += [400, 413]
+    if operation.get("security"):
+        statuses.append(401)
+    return statuses
+
+
+def _document_operation(operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    for code, response in responses.items():
+        content = response.get("content") if isinstance(response, dict) else None
+        if not code.isdigit() or int(code) < 400 or not isinstance(content, dict):
+            continue
+        if PROBLEM_MEDIA_TYPE in content or _is_problem_ref(content.get("application/json")):
+            # The kit answers every error as problem+json, never as application/json.
+            if _is_problem_ref(content.get("application/json")):
+                del content["application/json"]
+            content[PROBLEM_MEDIA_TYPE] = {"schema": {"$ref": PROBLEM_SCHEMA_REF}}
+        if code == "422" and response.get("description") == "Validation Error":
+            response["description"] = status_title(422)
+    for status in _kit_statuses(operation):
+        responses.setdefault(str(status), _problem_response(status))
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI document whose every error response is a problem with its schema."""
+    out = copy.deepcopy(document)
+    for path_item in out.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                _document_operation(operation)
+    schemas: dict[str, Any] = out.setdefault("components", {}).setdefault("schemas", {})
+    for name in _FASTAPI_VALIDATION_SCHEMAS:
+        schemas.pop(name, None)
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem.pop("$defs", {}))
+    schemas["Problem"] = problem
+    return out
+
+
+def _openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(build())
+        return app.openapi_schema
+
+    return openapi
 
 
 def validation_errors(exc: RequestValidationError) -> list[FieldError]:
@@ -201,7 +276,8 @@ async def _handle_unhandled(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error of `app` with an RFC 7807 problem body."""
+    """Answer every error of `app` with an RFC 7807 problem body, and document them so."""
+    app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
     app.add_exception_handler(ProblemError, _handle_problem_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)

@@ -12,6 +12,7 @@ relay and consumers; shutdown (SIGTERM via uvicorn) runs it backwards.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -24,6 +25,7 @@ from fastapi import Depends, Request
 
 from crm_kit.consumer import BatchHandler, ConsumerRunner
 from crm_kit.db import create_pool
+from crm_kit.health import BrokerCheck, Cached, DatabaseCheck
 from crm_kit.kafka import start_producer
 from crm_kit.migrations import migrate
 from crm_kit.outbox import OutboxRelay
@@ -52,6 +54,9 @@ class ServiceRuntime:
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
+        self.database_check: DatabaseCheck | None = None
+        self.broker_check: BrokerCheck | None = None
+        self._broker_probe: Cached | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -78,6 +83,12 @@ class ServiceRuntime:
             max_size=self.settings.db_pool_max,
         )
         self._producer = await start_producer(self.settings, client_id=self.service)
+        timeout = self.settings.health_check_timeout_ms / 1000
+        self.database_check = DatabaseCheck(self._pool, timeout=timeout)
+        self.broker_check = BrokerCheck(self._producer, timeout=timeout)
+        self._broker_probe = Cached(
+            self.broker_check, max_age=self.settings.readiness_cache_ms / 1000
+        )
         if self._outbox:
             self.relay = OutboxRelay(
                 dsn=self.settings.database_url, pool=self._pool, producer=self._producer
@@ -92,6 +103,8 @@ class ServiceRuntime:
                 producer=self._producer,
                 handler=handler,
                 service=self.service,
+                database=self.database_check,
+                broker=self.broker_check,
             )
             await runner.start()
             self.consumers.append(runner)
@@ -109,6 +122,7 @@ class ServiceRuntime:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        self.database_check = self.broker_check = self._broker_probe = None
 
     @property
     def started(self) -> bool:
@@ -116,21 +130,17 @@ class ServiceRuntime:
         return self._pool is not None and self._producer is not None
 
     async def readiness(self) -> dict[str, bool]:
-        """Database reachable, producer connected, every consumer in its group."""
-        checks: dict[str, bool] = {
-            "producer": self._producer is not None
-            and bool(self._producer.client.cluster.brokers()),
-        }
-        if not self.started:
-            checks["database"] = False
-            return checks
-        try:
-            async with self.pool.acquire(timeout=2) as conn:
-                checks["database"] = await conn.fetchval("SELECT true") is True
-        except Exception:
-            checks["database"] = False
+        """Broker and database answer, every consumer is in its group and moving."""
+        if self.database_check is None or self._broker_probe is None:
+            return {"broker": False, "database": False}
+        # Both at once: a frozen broker costs the check's timeout, not the sum of both.
+        broker, database = await asyncio.gather(
+            self._broker_probe.reachable(), self.database_check.reachable()
+        )
+        checks: dict[str, bool] = {"broker": broker, "database": database}
         for runner in self.consumers:
             checks[f"consumer:{runner.name}"] = runner.ready
+            checks[f"consumer:{runner.name}:advancing"] = runner.advancing
         return checks
 
     @contextlib.asynccontextmanager

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+import sys
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEVELOPMENT_JWT_SECRET = "development-only-secret-do-not-deploy"
@@ -78,6 +79,24 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_ms: int = Field(
         100, ge=1, description="First retry delay; doubles each retry."
     )
+    consumer_max_backoff_ms: int = Field(
+        5000,
+        ge=1,
+        description="Longest retry delay, and longest wait between checks of a dependency "
+        "that is down while a consumer holds its batch.",
+    )
+    consumer_stall_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A consumer holding records this long without committing them (or not "
+        "polling this long) is reported not ready.",
+    )
+    health_check_timeout_ms: int = Field(
+        2000, ge=1, description="How long a check of the database or the broker may take."
+    )
+    readiness_cache_ms: int = Field(
+        1000, ge=0, description="How long /readyz reuses its last answer from the broker."
+    )
     http_host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     http_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP API.")
     jwt_secret: SecretStr = Field(
@@ -111,6 +130,38 @@ class ServiceSettings(BaseSettings):
             and self.jwt_secret.get_secret_value() in PLACEHOLDER_SECRETS
         ):
             raise ValueError(
-                f"jwt_secret is a placeholder; set a real secret (environment={self.environment})"
+                "jwt_secret is missing or a placeholder; set CRM_JWT_SECRET to a secret of "
+                f"your own (environment={self.environment})"
             )
         return self
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def env_name(settings_cls: type[ServiceSettings], field: str) -> str:
+    """The environment variable that sets a field (the shared name if it has one)."""
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    return SHARED_ENV.get(field) or f"{prefix}{field}".upper()
+
+
+def settings_problem(settings_cls: type[ServiceSettings], error: ValidationError) -> str:
+    """What is wrong with the settings, on one line, naming variables, never their values."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        message = str(item["msg"]).removeprefix("Value error, ")
+        fields = [str(part) for part in item["loc"] if isinstance(part, str)]
+        problems.append(f"{env_name(settings_cls, fields[0])}: {message}" if fields else message)
+    return "; ".join(problems)
+
+
+def load_settings(settings_cls: type[S]) -> S:
+    """Settings from the environment; a bad one exits with one line, not a traceback."""
+    try:
+        return settings_cls()
+    except ValidationError as exc:
+        print(
+            f"crm_{settings_cls.service_name}: cannot start: {settings_problem(settings_cls, exc)}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None

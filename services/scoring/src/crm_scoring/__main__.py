@@ -29,9 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from crm_kit.logs import configure_logging
+    from crm_kit.settings import load_settings
     from crm_scoring.settings import ScoringSettings
 
-    settings = ScoringSettings()
+    settings = load_settings(ScoringSettings)
     configure_logging("scoring", settings.log_level)
     if args.command == "rebuild":
         from crm_scoring.rebuild import rebuild

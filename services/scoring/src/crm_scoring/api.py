@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from crm_contracts.scores import ScoreChanged, ScoreReason, Scores
 from crm_kit.auth import Principal, require_scopes
+from crm_kit.inputs import Instant, RowId
 from crm_kit.problems import ProblemError, problem_responses
 from crm_kit.runtime import PoolDep
 from crm_scoring import repository as repo
@@ -127,7 +128,7 @@ async def get_scores(
     ctx: CtxDep,
     pool: PoolDep,
     as_of: Annotated[
-        AwareDatetime | None,
+        Instant | None,
         Query(description="Compute the scores for this moment from the stored facts instead."),
     ] = None,
 ) -> ContactScoresOut:
@@ -174,9 +175,7 @@ async def get_history(
     principal: ScoresReader,
     pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[
-        int | None, Query(ge=1, description="Only changes older than this id.")
-    ] = None,
+    before: Annotated[RowId | None, Query(description="Only changes older than this id.")] = None,
 ) -> HistoryOut:
     """Published score changes of a contact, newest first, a page at a time."""
     async with pool.acquire() as conn:
@@ -277,7 +276,7 @@ async def post_reevaluate(
     ctx: CtxDep,
     pool: PoolDep,
     as_of: Annotated[
-        AwareDatetime | None, Query(description="The moment to score for; now when absent.")
+        Instant | None, Query(description="The moment to score for; now when absent.")
     ] = None,
 ) -> Any:
     """Re-score stale contacts now (what the periodic re-evaluation does) and publish

@@ -4,7 +4,9 @@
 
 Start order: create the topics, migrate, open the pool and producer, start the outbox relay,
 then the faust worker (which joins its consumer group in a few seconds); `/readyz` turns
-200 once the worker has its partitions. Shutdown runs it backwards.
+200 once the worker has its partitions, and 503 while the broker or the database does not
+answer or the worker holds a batch longer than `consumer_stall_seconds`. Shutdown runs it
+backwards.
 """
 
 from __future__ import annotations
@@ -66,7 +68,11 @@ def create_app(
         ctx.clock = clock
     runtime = ServiceRuntime(settings, service="scoring", migrations=MIGRATIONS)
     worker = ScoringWorker(
-        settings, ctx, pool=lambda: runtime.pool, producer=lambda: runtime.producer
+        settings,
+        ctx,
+        pool=lambda: runtime.pool,
+        producer=lambda: runtime.producer,
+        checks=lambda: (runtime.database_check, runtime.broker_check),
     )
 
     @contextlib.asynccontextmanager
@@ -86,6 +92,7 @@ def create_app(
     async def readiness() -> dict[str, bool]:
         checks = await runtime.readiness()
         checks["worker"] = worker.ready
+        checks[f"consumer:{settings.faust_app_id}:advancing"] = worker.advancing
         return checks
 
     app = create_service_app(

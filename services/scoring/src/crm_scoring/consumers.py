@@ -1,14 +1,13 @@
-"""The faust worker: one agent takes batches of events, decodes them and hands them over.
+"""The faust worker: one agent takes batches of records and hands them to the kit's pipeline.
 
 The agent subscribes to resolved interactions, cases, contacts and privacy events, takes up
-to `batch_max_events` at a time (waiting at most `batch_within_ms`), applies each batch in
-ONE database transaction (`handlers.apply_events`, inbox included) and only then acks the
-batch, so faust (`at_least_once`) commits offsets of applied events only. A crash before
-the ack redelivers the batch; the inbox skips what was applied.
-
-Undecodable events go to `<topic>.dlt` at once; a failing batch is retried with backoff,
-then applied event by event so that only the event that cannot be applied is
-dead-lettered. A batch is never acked before it is applied or dead-lettered.
+to `batch_max_events` at a time (waiting at most `batch_within_ms`) and hands each batch to
+`crm_kit.consumer.BatchPipeline`, the same code every kit consumer runs: decode, dead-letter
+what cannot be decoded, claim in the inbox and apply (`handlers.apply_claimed_events`) in ONE
+transaction, hold the batch while Postgres or the broker is down, split a failing batch down
+to the event that fails and dead-letter it with its reason. Only then does the agent ack the
+batch, so faust (`at_least_once`) commits offsets of applied events only. A crash before the
+ack redelivers the batch; the inbox skips what was applied.
 """
 
 from __future__ import annotations
@@ -17,18 +16,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
 import faust
 from aiokafka import AIOKafkaProducer
 
-from crm_contracts import CloudEvent, EventDecodeError, dead_letter_topic, decode_record, topics
-from crm_kit.consumer import TRANSIENT_ERRORS
-from crm_kit.metrics import observe_batch, observe_consumed
-from crm_scoring.handlers import Outcome, Scoring, apply_events, reevaluate
+from crm_kit.consumer import AfterCommit, BatchPipeline, ConsumerStopping, Delivery, describe
+from crm_kit.health import Check
+from crm_kit.metrics import observe_batch
+from crm_scoring.handlers import Scoring, apply_claimed_events, reevaluate
 from crm_scoring.settings import ScoringSettings
 from crm_scoring.transport import install_transport
 
@@ -75,16 +73,19 @@ class ScoringWorker:
         *,
         pool: Callable[[], asyncpg.Pool],
         producer: Callable[[], AIOKafkaProducer],
+        checks: Callable[[], tuple[Check | None, Check | None]] = lambda: (None, None),
     ) -> None:
         self.settings = settings
         self.ctx = ctx
         self._pool = pool
         self._producer = producer
+        self._checks = checks  # (database, broker): the runtime's, once it started
         self.app = build_faust_app(settings)
         self.assigned = False
         self._stopping = False
         self._reevaluation: asyncio.Task[None] | None = None
-        self.applied = self.duplicates = self.dead_lettered = self.published = 0
+        self._pipeline: BatchPipeline | None = None
+        self.published = 0
         self.batches = 0
         self._define_agent()
 
@@ -119,9 +120,48 @@ class ScoringWorker:
         """In the consumer group with its partitions."""
         return self.assigned and not self._stopping
 
+    @property
+    def pipeline(self) -> BatchPipeline:
+        """The kit's batch pipeline this worker hands its batches to (built at start)."""
+        assert self._pipeline is not None, "worker not started"
+        return self._pipeline
+
+    @property
+    def advancing(self) -> bool:
+        """Not holding a batch longer than `consumer_stall_seconds`."""
+        stalled = self._pipeline.progress.stalled_for() if self._pipeline else 0.0
+        return stalled <= self.settings.consumer_stall_seconds
+
+    @property
+    def applied(self) -> int:
+        """Events applied (duplicates not included)."""
+        return self._pipeline.applied if self._pipeline else 0
+
+    @property
+    def duplicates(self) -> int:
+        """Events skipped because the inbox had them."""
+        return self._pipeline.duplicates if self._pipeline else 0
+
+    @property
+    def dead_lettered(self) -> int:
+        """Records sent to a dead-letter topic."""
+        return self._pipeline.dead_lettered if self._pipeline else 0
+
     async def start(self) -> None:
         """Start faust (joins the group in the background) and the re-evaluation loop."""
         self._stopping = False
+        database, broker = self._checks()
+        self._pipeline = BatchPipeline(
+            name=self.settings.faust_app_id,
+            service=SERVICE,
+            settings=self.settings,
+            pool=self._pool(),
+            producer=self._producer(),
+            handler=self._apply,
+            inbox_consumer=self.settings.inbox_consumer,
+            database=database,
+            broker=broker,
+        )
         await self.app.start()
         if self.settings.reevaluate_interval_seconds > 0:
             self._reevaluation = asyncio.create_task(
@@ -129,8 +169,10 @@ class ScoringWorker:
             )
 
     async def stop(self) -> None:
-        """Finish the batch in hand, leave the group, stop re-evaluating."""
+        """Finish the batch in hand (or give it up while a dependency is down), leave the group."""
         self._stopping = True
+        if self._pipeline is not None:
+            self._pipeline.stop()
         if self._reevaluation is not None:
             self._reevaluation.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -156,109 +198,32 @@ class ScoringWorker:
 
     async def handle(self, batch: Sequence[Any]) -> bool:
         """Apply a batch of faust events; False if the worker stops before it could."""
+        records = [item.message for item in batch]
         backoff = self.settings.consumer_retry_backoff_ms / 1000
         while True:
+            started = time.perf_counter()
             try:
-                await self._handle_once(batch)
-                return True
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Dead-letter topic or database unreachable: retry the whole batch.
-                log.exception("scoring batch failed; retrying")
+                await self.pipeline.process(records)
+                break
+            except ConsumerStopping:
+                return False  # unacked: redelivered to whoever consumes next
+            except Exception as exc:  # outside what the pipeline handles: try the batch again
+                log.exception("scoring batch failed; retrying: %s", describe(exc))
                 if self._stopping:
                     return False
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-
-    async def _handle_once(self, batch: Sequence[Any]) -> None:
-        started = time.perf_counter()
+                backoff = min(backoff * 2, self.settings.consumer_max_backoff_ms / 1000)
+        self.pipeline.released(records)
         self.batches += 1
-        decoded: list[tuple[CloudEvent, Any]] = []
-        for item in batch:
-            message = item.message
-            try:
-                event = decode_record(message.value, list(message.headers or ()))
-            except EventDecodeError as exc:
-                await self._dead_letter(message, reason=exc.reason, text=str(exc))
-                continue
-            decoded.append((event, message))
-        if decoded:
-            await self._apply_all(decoded)
-        for topic in {item.message.topic for item in batch}:
+        for topic in {record.topic for record in records}:
             observe_batch(SERVICE, topic, time.perf_counter() - started)
+        return True
 
-    async def _apply_all(self, decoded: Sequence[tuple[CloudEvent, Any]]) -> None:
-        try:
-            await self._retrying(lambda: self._apply(decoded))
-            return
-        except Exception as exc:
-            if len(decoded) == 1:
-                await self._dead_letter_failed(decoded[0], exc)
-                return
-            log.warning("scoring batch failed (%r); applying one by one", exc)
-        for one in decoded:
-            try:
-                await self._retrying(lambda one=one: self._apply([one]))  # type: ignore[misc]
-            except Exception as exc:
-                await self._dead_letter_failed(one, exc)
+    async def _apply(self, conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> AfterCommit:
+        out = await apply_claimed_events(conn, [d.event for d in deliveries], self.ctx)
 
-    async def _apply(self, decoded: Sequence[tuple[CloudEvent, Any]]) -> None:
-        events = [event for event, _ in decoded]
-        async with self._pool().acquire() as conn, conn.transaction():
-            out: Outcome = await apply_events(conn, events, self.ctx)
-        out.count()
-        self.applied += out.applied
-        self.duplicates += out.duplicates
-        self.published += out.published
-        now = datetime.now(UTC)
-        for event, message in decoded:
-            observe_consumed(
-                SERVICE,
-                message.topic,
-                "applied",
-                lag_seconds=(now - event.time).total_seconds(),
-            )
-        if out.duplicates:
-            observe_consumed(SERVICE, decoded[0][1].topic, "duplicate", count=out.duplicates)
+        def committed() -> None:
+            out.count()
+            self.published += out.published
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
-        delay = self.settings.consumer_retry_backoff_ms / 1000
-        for remaining in range(self.settings.consumer_max_retries, -1, -1):
-            try:
-                await attempt()
-                return
-            except TRANSIENT_ERRORS:
-                if remaining == 0 or self._stopping:
-                    raise
-                log.info("scoring: transient failure, retrying", exc_info=True)
-                await asyncio.sleep(delay)
-                delay *= 2
-
-    async def _dead_letter_failed(self, item: tuple[CloudEvent, Any], exc: BaseException) -> None:
-        event, message = item
-        reason = "retries_exhausted" if isinstance(exc, TRANSIENT_ERRORS) else "handler_failed"
-        log.error(
-            "scoring dead-letters event %s: %s",
-            event.id,
-            reason,
-            extra={"event_id": event.id, "error": type(exc).__name__},
-        )
-        await self._dead_letter(message, reason=reason, text=f"{type(exc).__name__}: {exc}")
-
-    async def _dead_letter(self, message: Any, *, reason: str, text: str) -> None:
-        headers = [
-            *(message.headers or ()),
-            (topics.DLT_ERROR_REASON, reason.encode()),
-            (topics.DLT_ERROR_MESSAGE, text[:2000].encode()),
-            (topics.DLT_ERROR_TOPIC, str(message.topic).encode()),
-            (topics.DLT_ERROR_PARTITION, str(message.partition).encode()),
-            (topics.DLT_ERROR_OFFSET, str(message.offset).encode()),
-            (topics.DLT_ERROR_CONSUMER, self.settings.faust_app_id.encode()),
-            (topics.DLT_ERROR_TIME, datetime.now(UTC).isoformat().encode()),
-        ]
-        await self._producer().send_and_wait(
-            dead_letter_topic(message.topic), value=message.value, key=message.key, headers=headers
-        )
-        self.dead_lettered += 1
-        observe_consumed(SERVICE, message.topic, "dead_lettered")
+        return committed

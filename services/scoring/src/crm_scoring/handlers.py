@@ -179,7 +179,7 @@ async def _rescore(
             )
         cause_id = item.cause.id if item.cause else f"scoring.reevaluation:{moment.isoformat()}"
         if publish:
-            change_event = _score_changed(ctx, item, published, new, reasons, cause_id)
+            change_event = _score_changed(ctx, item, published, new, reasons, cause_id, moment)
             data = change_event.data_as(ScoreChanged)
             out.messages.append(
                 event_message(ctx.settings.scores_topic, change_event, key=item.contact_id)
@@ -194,6 +194,7 @@ async def _rescore(
                 ),
                 source=ctx.settings.event_source,
                 cause=change_event,
+                time=moment,
             )
             out.messages.append(
                 event_message(ctx.settings.scores_current_topic, current, key=item.contact_id)
@@ -226,7 +227,10 @@ def _score_changed(
     new: ScoreCard,
     reasons: Sequence[Reason],
     cause_id: str,
+    moment: datetime,
 ) -> CloudEvent:
+    # A decision: its time is the moment the scores are for (DESIGN.md, pattern 7), which
+    # is now (or the newest fact's time if later) live, and `as_of` in a re-evaluation.
     currency = ctx.model.currency
     data = ScoreChanged.from_scores(
         contact_id=item.contact_id,
@@ -242,6 +246,7 @@ def _score_changed(
         source=ctx.settings.event_source,
         cause=item.cause,
         id=str(uuid.uuid4()),
+        time=moment,
     )
 
 
@@ -300,8 +305,7 @@ def _contacts_named(event: CloudEvent) -> list[str]:
 async def apply_events(
     conn: asyncpg.Connection, events: Sequence[CloudEvent], ctx: Scoring
 ) -> Outcome:
-    """Apply a batch of decoded events in the caller's transaction; publish via the outbox."""
-    out = Outcome()
+    """Claim a batch of decoded events in the inbox, then apply the new ones (a rebuild)."""
     fresh = await inbox.claim(conn, ctx.settings.inbox_consumer, [(e.source, e.id) for e in events])
     todo: list[CloudEvent] = []
     for event in events:
@@ -309,7 +313,17 @@ async def apply_events(
         if key in fresh:
             fresh.discard(key)  # a second copy in the same batch is a duplicate too
             todo.append(event)
+    out = await apply_claimed_events(conn, todo, ctx)
     out.duplicates = len(events) - len(todo)
+    return out
+
+
+async def apply_claimed_events(
+    conn: asyncpg.Connection, todo: Sequence[CloudEvent], ctx: Scoring
+) -> Outcome:
+    """Apply events already claimed in the inbox, in the caller's transaction; publish via the
+    outbox. The worker's consumer pipeline claims them, as for every kit consumer."""
+    out = Outcome()
     if not todo:
         return out
     named = {c for e in todo for c in _contacts_named(e)}
@@ -549,6 +563,7 @@ async def rescore_all(pool: asyncpg.Pool, ctx: Scoring, *, as_of: datetime) -> i
                             cause_event_id=c.cause_event_id,
                         ),
                         source=ctx.settings.event_source,
+                        time=c.as_of,
                     ),
                     key=c.contact_id,
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -61,19 +62,54 @@ def spawn(
 
 def terminate(ref: ProcessRef, *, timeout: float = 10.0) -> bool:
     """SIGTERM, wait, then SIGKILL; True when it was running."""
+    return bool(terminate_all([ref], timeout=timeout))
+
+
+def terminate_all(refs: Sequence[ProcessRef], *, timeout: float = 10.0) -> list[ProcessRef]:
+    """SIGTERM every process, wait until they are gone, SIGKILL what is left; those that ran.
+
+    Waits by polling, never by `wait()`: the processes may be another crmctl's children
+    (a foreground `crmctl up` owns them), and a child its parent has not reaped yet is a
+    zombie that `wait()` from here would wait on for ever.
+    """
+    running = [ref for ref in refs if ref.is_running()]
+    for ref in running:
+        send_signal(ref, signal.SIGTERM)
+    if not wait_gone(running, timeout):
+        for ref in running:
+            send_signal(ref, signal.SIGKILL)
+        wait_gone(running, 5.0)
+    return running
+
+
+def send_signal(ref: ProcessRef, signum: int) -> bool:
+    """Signal a process we started, unless it is gone (or its PID is someone else's now)."""
     if not ref.is_running():
         return False
     try:
-        proc = psutil.Process(ref.pid)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except psutil.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    except psutil.NoSuchProcess:
-        pass
+        os.kill(ref.pid, signum)
+    except ProcessLookupError:
+        return False
     return True
+
+
+def wait_gone(refs: Sequence[ProcessRef], timeout: float) -> bool:
+    """Poll until none of the processes runs (exited or a zombie); False at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for ref in refs:
+            _reap(ref.pid)
+        if not any(ref.is_running() for ref in refs):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status of our own exited child (no-op for anyone else's)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 def tail(path: Path, lines: int = 15) -> str:

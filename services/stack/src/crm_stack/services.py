@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from crm_contracts import topics
 
 
 @dataclass(frozen=True)
 class ServiceDef:
-    """A service: its name, its package (run as `python -m <package>`)."""
+    """A service: its name, its package (run as `python -m <package>`), what it consumes."""
 
     name: str
     package: str
+    # The edge takes events in from outside: `down` stops it first, so that nothing new
+    # arrives while the consumers drain.
+    edge: bool = False
+    # Consumer group -> the topics it reads. `down` waits until each group has caught up.
+    # Groups it finds on the broker under `<name>.` count too (with the topics they have
+    # committed on); these are named because a group that has never committed is
+    # invisible there.
+    consumer_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def database(self) -> str:
@@ -23,14 +34,41 @@ class ServiceDef:
 
 
 KNOWN_SERVICES = (
-    ServiceDef("ingest", "crm_ingest"),
-    ServiceDef("contacts", "crm_contacts"),
+    ServiceDef("ingest", "crm_ingest", edge=True),
+    ServiceDef(
+        "contacts",
+        "crm_contacts",
+        consumer_groups={
+            "contacts.events": (
+                topics.INTERACTIONS_RAW,
+                topics.CASES,
+                topics.CAMPAIGNS,
+                topics.SCORES,
+                topics.PRIVACY,
+            )
+        },
+    ),
     ServiceDef("cases", "crm_cases"),
     ServiceDef("campaigns", "crm_campaigns"),
-    ServiceDef("scoring", "crm_scoring"),
+    ServiceDef(
+        "scoring",
+        "crm_scoring",
+        consumer_groups={
+            "scoring.events": (topics.INTERACTIONS, topics.CASES, topics.CONTACTS, topics.PRIVACY)
+        },
+    ),
 )
 
 
 def installed_services() -> list[ServiceDef]:
     """The services whose package is installed in this environment."""
     return [s for s in KNOWN_SERVICES if importlib.util.find_spec(s.package) is not None]
+
+
+def get_service(name: str) -> ServiceDef:
+    """An installed service by name; KeyError naming the installed ones otherwise."""
+    for service in installed_services():
+        if service.name == name:
+            return service
+    names = ", ".join(s.name for s in installed_services())
+    raise KeyError(f"no installed service {name!r} (installed: {names})")

@@ -32,6 +32,9 @@ class StackSettings(BaseSettings):
     scoring_port: int = Field(8004, description="HTTP port of the scoring service.")
     topic_partitions: int = Field(12, ge=1, description="Partitions of every topic crmctl creates.")
     ready_timeout: float = Field(90.0, description="Seconds to wait for everything to be ready.")
+    drain_timeout: float = Field(
+        30.0, ge=0, description="Seconds `down` waits for the consumers to catch up."
+    )
     kafka_bootstrap_servers: str | None = Field(
         None,
         validation_alias=AliasChoices(

@@ -69,7 +69,7 @@ async def create_account(
     return created(answer, "/v1/accounts")
 
 
-@router.get("/accounts", response_model=Page[AccountOut])
+@router.get("/accounts", response_model=Page[AccountOut], responses=problem_responses(400))
 async def list_accounts(
     principal: Reader,
     conn: ConnectionDep,

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from crm_contacts import domain, handlers
 from crm_contacts.api.dependencies import Ctx, IdempotencyKey, Reader, Writer
@@ -14,6 +14,7 @@ from crm_contacts.api.models import MAX_PAGE, Input, Page, Reason, Text, created
 from crm_contracts.base import ShortScalar
 from crm_contracts.contacts import IdentityType, LifecycleStage
 from crm_kit.http import CorrelationIdDep
+from crm_kit.inputs import Instant
 from crm_kit.problems import ProblemError, problem_responses
 from crm_kit.runtime import ConnectionDep
 
@@ -195,7 +196,7 @@ async def create_contact(
     return created(answer, "/v1/contacts")
 
 
-@router.get("/contacts", response_model=Page[ContactSummary])
+@router.get("/contacts", response_model=Page[ContactSummary], responses=problem_responses(400))
 async def list_contacts(
     principal: Reader,
     conn: ConnectionDep,
@@ -209,7 +210,7 @@ async def list_contacts(
     q: Annotated[str | None, Query(min_length=1, max_length=100, description="Name.")] = None,
     stage: LifecycleStage | None = None,
     account_id: Annotated[str | None, Query(max_length=128)] = None,
-    updated_since: AwareDatetime | None = None,
+    updated_since: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Page[ContactSummary]:

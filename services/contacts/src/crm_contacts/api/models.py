@@ -37,9 +37,8 @@ class Page(BaseModel, Generic[T]):
 
 
 def created(answer: handlers.Answer, collection: str) -> JSONResponse:
-    """The answer of a create, with the new resource's Location; a repeat as first given."""
-    if answer.replayed:
-        return JSONResponse(answer.body, status_code=answer.status_code)
+    """The answer of a create, with the new resource's Location; a repeat (Idempotency-Key)
+    gets the same status, body and Location as the first."""
     return JSONResponse(
         answer.body,
         status_code=answer.status_code,

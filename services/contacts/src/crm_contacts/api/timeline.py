@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from crm_contacts import handlers
 from crm_contacts.api.accounts import AccountOut
@@ -14,6 +14,7 @@ from crm_contacts.api.consent import ConsentOut
 from crm_contacts.api.contacts import ContactOut
 from crm_contacts.api.dependencies import Ctx, Reader
 from crm_contacts.api.models import MAX_PAGE, Page
+from crm_kit.inputs import Instant
 from crm_kit.problems import problem_responses
 from crm_kit.runtime import ConnectionDep
 
@@ -109,8 +110,8 @@ async def get_timeline(
     kind: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006 - FastAPI copies it
     channel: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
     source: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     order: Literal["desc", "asc"] = "desc",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,

@@ -71,6 +71,7 @@ async def record_consent(
             ),
             key=contact_id,
             cause=cause,
+            time=time,  # the statement's: the effective consent is the latest by this time
         )
     return changes
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 from pydantic import BaseModel
@@ -34,7 +35,19 @@ class Context:
 
 @dataclass
 class Publisher:
-    """The events of one transaction, written to the outbox together."""
+    """The events of one transaction, written to the outbox together.
+
+    Their `time` (DESIGN.md, pattern 7): everything an interaction leads to carries the
+    interaction's time, which is the default when `cause` is given. `interaction.resolved`
+    restates it; `contact.created`, `identity_linked`, `updated` (its traits),
+    `consent_changed` (its statement), `lifecycle_changed` and `merged` are what it said or
+    proved, as of when it happened, so that scores, SLAs, attribution and segments
+    downstream see a purchase imported from two years ago as two years old. A late
+    interaction's events carry its earlier time; per key they are still published in the
+    order they were decided. Without a cause (an agent's request through the API) `time` is
+    the moment of the request. An erasure passes `time` itself: it takes effect when carried
+    out, even when another service's request caused it.
+    """
 
     ctx: Context
     correlation_id: str | None = None
@@ -49,14 +62,19 @@ class Publisher:
         key: str,
         cause: CloudEvent | None = None,
         at: int | None = None,
+        time: datetime | None = None,
     ) -> CloudEvent:
-        """Queue an event; `at` puts it before the messages queued since that index."""
+        """Queue an event; `at` puts it before the messages queued since that index.
+
+        `time` defaults to the cause's time, or now without a cause (see the class).
+        """
         event = new_event(
             type,
             data,
             source=self.ctx.settings.source,
             cause=cause,
             correlationid=None if cause is not None else self.correlation_id,
+            time=time if time is not None else (cause.time if cause is not None else None),
         )
         message = event_message(topic, event, key=key)
         if at is None:
@@ -73,10 +91,11 @@ class Publisher:
         key: str,
         cause: CloudEvent | None = None,
         at: int | None = None,
+        time: datetime | None = None,
     ) -> CloudEvent:
         """Queue an event on the contacts topic."""
         return self.publish(
-            self.ctx.settings.contacts_topic, type, data, key=key, cause=cause, at=at
+            self.ctx.settings.contacts_topic, type, data, key=key, cause=cause, at=at, time=time
         )
 
     async def flush(self, conn: asyncpg.Connection) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from crm_contracts.storable import first_problem
 from crm_kit.problems import ProblemError
 
 
@@ -42,6 +43,8 @@ def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
                 out.append(value)
             else:
                 raise ValueError
+        if first_problem(out) is not None:
+            raise ValueError  # a forged cursor: nothing in it may reach Postgres unchecked
         return tuple(out)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise ProblemError(400, detail="The cursor is not valid.", slug="invalid-cursor") from None

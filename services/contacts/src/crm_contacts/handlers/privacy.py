@@ -141,11 +141,13 @@ async def _erase(
         completed_at=now,
     )
     privacy = ctx.settings.privacy_topic
+    # The moment of the erasure, not the request's: later replays are compared with it.
     out.contact_event(
         ct.CONTACT_ERASED,
         ct.ContactErased(contact_id=contact_id, request_id=request_id),
         key=contact_id,
         cause=cause,
+        time=now,
     )
     if cause is None:
         out.publish(
@@ -158,6 +160,7 @@ async def _erase(
                 reason=reason,
             ),
             key=contact_id,
+            time=now,
         )
     out.publish(
         privacy,
@@ -167,6 +170,7 @@ async def _erase(
         ),
         key=contact_id,
         cause=cause,
+        time=now,
     )
     ERASURES.inc()
     log.info("contact erased", extra={"contact_id": contact_id, "request_id": request_id})
