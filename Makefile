@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.installed
 SERVICE_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
 PACKAGES := contracts $(SERVICE_DIRS)
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run up down status test lint format typecheck unit contracts bench clean
+.PHONY: help install run up down status test lint format typecheck unit contracts bench bench-smoke clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -41,7 +42,7 @@ status: $(STAMP) ## show each process of the running back end
 lint: $(STAMP) ## ruff (lint and format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy contracts/src $(wildcard services/*/src)
+	$(VENV)/bin/mypy contracts/src $(wildcard services/*/src) bench
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
@@ -50,15 +51,18 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 contracts: $(STAMP) ## regenerate JSON Schemas, AsyncAPI and EVENTS.md from the models
 	$(VENV)/bin/crm-contracts generate
 
-test: lint ## lint, then the whole suite against a real broker and Postgres
+test: lint ## lint, the whole suite against a real broker and Postgres, then bench-smoke
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(PY) -m bench --smoke --name smoke
 
 unit: $(STAMP) ## only the tests that need no servers
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-bench: $(STAMP) ## run the benchmarks; results as JSON in bench/results/
-	$(PY) -m bench.kit_hop
-	$(PY) -m bench.scoring_latency
+bench: $(STAMP) ## every benchmark in one run (~20 min; BENCH_ARGS=--long); bench/results/
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-smoke: $(STAMP) ## every part of the benchmark for a few seconds; checks every figure
+	$(PY) -m bench --smoke --name smoke
 
 clean: ## remove the virtualenv and caches (keeps .state, the embedded data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@ crmctl down [--timeout S]   stop the edge, drain, stop the rest (--now: do not w
 crmctl token --scope S      print a development bearer token the services accept
 crmctl topics               create every topic of the registry (external brokers)
 crmctl replay-dlt TOPIC     put the dead letters of TOPIC back on TOPIC (--dry-run first)
+crmctl simulate             send the traffic of a simulated business (see --help)
 """
 
 from __future__ import annotations
@@ -345,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(run=cmd_token)
     sub.add_parser("topics", help="create every topic of the registry").set_defaults(run=cmd_topics)
     _add_replay(sub)
+    from crm_stack.simulate.command import add_parser as add_simulate
+
+    add_simulate(sub)
     return parser
 
 
