@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +23,7 @@ from crm_scoring.aggregates import (
 )
 from crm_scoring.domain import Change, Fact, describe, explain, score
 from crm_scoring.model import load_model
+from crm_scoring.repository import aggregates_from_json, aggregates_to_json
 
 MODEL = load_model()
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -103,7 +105,10 @@ def test_facts_arriving_late_and_out_of_order_score_as_the_full_recompute(seed: 
         else:
             before = state.copy()
             advance(before, moment, crossing_facts(stored, crossing(before, moment, MODEL)), MODEL)
-        changes = [Change(describe(f), (f,)) for f in batch]
+        if rng.random() < 0.3:  # a merge brings many facts under one change
+            changes = [Change("merged contact c-2", tuple(batch))]
+        else:
+            changes = [Change(describe(f), (f,)) for f in batch]
         folded = fold_changes(before, changes, MODEL)
         expected_reasons = explain(
             facts_before=stored,
@@ -147,3 +152,10 @@ def test_aggregates_move_forward_only() -> None:
     state = aggregate([], T0, MODEL)
     with pytest.raises(ValueError, match="forward only"):
         advance(state, T0 - timedelta(seconds=1), [], MODEL)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**32))
+def test_aggregates_survive_their_json_row_unchanged(seed: int) -> None:
+    state = aggregate(history(seed), T0, MODEL)
+    assert aggregates_from_json(json.loads(json.dumps(aggregates_to_json(state)))) == state
