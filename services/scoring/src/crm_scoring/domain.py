@@ -48,8 +48,8 @@ CASE_FACT_KINDS = {
     CASE_SLA_BREACHED: "case_sla_breached",
     CASE_CSAT_RECORDED: "case_csat",
 }
-_CASE_OPENS = frozenset({"case_opened", "case_reopened"})
-_CASE_ENDS = frozenset({"case_resolved", "case_closed"})
+CASE_OPENS = frozenset({"case_opened", "case_reopened"})
+CASE_ENDS = frozenset({"case_resolved", "case_closed"})
 _CASE_KINDS = frozenset(CASE_FACT_KINDS.values())
 
 SCORE_NAMES = (
@@ -218,6 +218,19 @@ def base_amount(fact: Fact, model: ScoringModel) -> Decimal | None:
     return None if rate is None else fact.amount * rate
 
 
+def engagement_points(fact: Fact, model: ScoringModel) -> float:
+    """The undecayed engagement points of an interaction fact: points(kind) x weight(channel)."""
+    eng = model.engagement
+    points = eng.points.get(fact.kind, eng.default_points)
+    weight = eng.channel_weights.get(fact.channel or "", 1.0)
+    return points * weight
+
+
+def engagement_from_raw(raw: float, model: ScoringModel) -> int:
+    """Engagement 0-100 from the sum of decayed points."""
+    return round(100 * (1 - math.exp(-raw / model.engagement.saturation_points)))
+
+
 def engagement(facts: Iterable[Fact], as_of: datetime, model: ScoringModel) -> int:
     """Engagement 0-100 as of `as_of`."""
     eng = model.engagement
@@ -225,14 +238,16 @@ def engagement(facts: Iterable[Fact], as_of: datetime, model: ScoringModel) -> i
     for fact in _in_order(facts, as_of):
         if fact.is_case:
             continue
-        points = eng.points.get(fact.kind, eng.default_points)
-        weight = eng.channel_weights.get(fact.channel or "", 1.0)
-        raw += points * weight * _halved(_days(as_of, fact.occurred_at), eng.half_life_days)
-    return round(100 * (1 - math.exp(-raw / eng.saturation_points)))
+        raw += engagement_points(fact, model) * _halved(
+            _days(as_of, fact.occurred_at), eng.half_life_days
+        )
+    return engagement_from_raw(raw, model)
 
 
 @dataclass(frozen=True, slots=True)
-class _Purchases:
+class Purchases:
+    """A contact's purchases (and refunds) as the scores use them."""
+
     count: int
     revenue: Decimal  # net of refunds, all time, model currency
     first: datetime | None
@@ -242,7 +257,7 @@ class _Purchases:
     window_net: Decimal
 
 
-def _purchases(facts: Sequence[Fact], as_of: datetime, model: ScoringModel) -> _Purchases:
+def _purchases(facts: Sequence[Fact], as_of: datetime, model: ScoringModel) -> Purchases:
     window_start = as_of - timedelta(days=model.rfm.window_days)
     count = window_count = 0
     revenue = window_net = Decimal(0)
@@ -262,24 +277,35 @@ def _purchases(facts: Sequence[Fact], as_of: datetime, model: ScoringModel) -> _
             last = fact.occurred_at if last is None else max(last, fact.occurred_at)
             if fact.occurred_at >= window_start:
                 window_count += 1
+    return Purchases(
+        count,
+        max(revenue, Decimal(0)),
+        first,
+        last,
+        purchases_per_year(count, first, last, model),
+        window_count,
+        window_net,
+    )
+
+
+def purchases_per_year(
+    count: int, first: datetime | None, last: datetime | None, model: ScoringModel
+) -> float:
+    """The contact's purchase rhythm (see [clv] in the model)."""
     clv = model.clv
     if count >= 2 and first is not None and last is not None:
         span = max(_days(last, first), clv.min_span_days)
-        per_year = min((count - 1) / span * 365.0, clv.max_purchases_per_year)
-    elif count == 1:
-        per_year = clv.default_purchases_per_year
-    else:
-        per_year = 0.0
-    return _Purchases(
-        count, max(revenue, Decimal(0)), first, last, per_year, window_count, window_net
-    )
+        return min((count - 1) / span * 365.0, clv.max_purchases_per_year)
+    if count == 1:
+        return clv.default_purchases_per_year
+    return 0.0
 
 
 def _quintile_at_least(value: float, edges: Sequence[float]) -> int:
     return 1 + sum(1 for edge in edges if value >= edge)
 
 
-def _recency(p: _Purchases, as_of: datetime, model: ScoringModel) -> int:
+def _recency(p: Purchases, as_of: datetime, model: ScoringModel) -> int:
     if p.last is None or p.window_count == 0:
         return 1
     since = _days(as_of, p.last)
@@ -291,9 +317,9 @@ def _open_cases(facts: Sequence[Fact], as_of: datetime, model: ScoringModel) -> 
     for fact in facts:  # in event-time order
         if not fact.is_case or fact.case_id is None:
             continue
-        if fact.kind in _CASE_OPENS:
+        if fact.kind in CASE_OPENS:
             open_since[fact.case_id] = fact.occurred_at
-        elif fact.kind in _CASE_ENDS:
+        elif fact.kind in CASE_ENDS:
             open_since[fact.case_id] = None
     return sum(
         1
@@ -329,15 +355,9 @@ def churn_signals(fact: Fact, model: ScoringModel) -> list[str]:
     return [name for name in found if name in churn.signals]
 
 
-def _churn(facts: Sequence[Fact], p: _Purchases, as_of: datetime, model: ScoringModel) -> float:
+def _churn(facts: Sequence[Fact], p: Purchases, as_of: datetime, model: ScoringModel) -> float:
     churn = model.churn
-    risk = churn.base
-    if p.last is not None and p.per_year > 0:
-        expected_gap = 365.0 / p.per_year
-        ratio = _days(as_of, p.last) / expected_gap
-        risk += churn.overdue_weight * _clamp(
-            (ratio - 1) / (churn.overdue_full_ratio - 1), 0.0, 1.0
-        )
+    risk = churn.base + overdue_risk(p, as_of, model)
     for fact in facts:
         for name in churn_signals(fact, model):
             signal = churn.signals[name]
@@ -345,13 +365,33 @@ def _churn(facts: Sequence[Fact], p: _Purchases, as_of: datetime, model: Scoring
     risk += churn.long_open_weight * _open_cases(facts, as_of, model)
     then = engagement(facts, as_of - timedelta(days=churn.engagement_drop_lookback_days), model)
     if then >= max(churn.engagement_drop_min_previous, 1):
-        now = engagement(facts, as_of, model)
-        if now < then:
-            risk += churn.engagement_drop_weight * (then - now) / then
+        risk += engagement_drop_risk(then, engagement(facts, as_of, model), model)
+    return round_churn(risk)
+
+
+def overdue_risk(p: Purchases, as_of: datetime, model: ScoringModel) -> float:
+    """The churn risk of a purchase overdue against the contact's own rhythm."""
+    churn = model.churn
+    if p.last is None or p.per_year <= 0:
+        return 0.0
+    ratio = _days(as_of, p.last) / (365.0 / p.per_year)
+    return churn.overdue_weight * _clamp((ratio - 1) / (churn.overdue_full_ratio - 1), 0.0, 1.0)
+
+
+def engagement_drop_risk(then: int, now: int, model: ScoringModel) -> float:
+    """The churn risk of engagement falling from `then` (lookback days ago) to `now`."""
+    churn = model.churn
+    if then < max(churn.engagement_drop_min_previous, 1) or now >= then:
+        return 0.0
+    return churn.engagement_drop_weight * (then - now) / then
+
+
+def round_churn(risk: float) -> float:
+    """Churn risk clamped to 0-1 and rounded as published."""
     return round(_clamp(risk, 0.0, 1.0), CHURN_PLACES)
 
 
-def _clv(p: _Purchases, churn_risk: float, model: ScoringModel) -> Decimal:
+def _clv(p: Purchases, churn_risk: float, model: ScoringModel) -> Decimal:
     if p.count == 0:
         return Decimal("0.00")
     aov = p.revenue / p.count
@@ -362,14 +402,31 @@ def _clv(p: _Purchases, churn_risk: float, model: ScoringModel) -> Decimal:
 def score(facts: Iterable[Fact], as_of: datetime, model: ScoringModel) -> ScoreCard:
     """Every score of a contact with these facts, as of `as_of`."""
     ordered = _in_order(facts, as_of)
-    eng = engagement(ordered, as_of, model)
     p = _purchases(ordered, as_of, model)
+    return card_from(
+        engagement_score=engagement(ordered, as_of, model),
+        purchases=p,
+        churn_risk=_churn(ordered, p, as_of, model),
+        as_of=as_of,
+        model=model,
+    )
+
+
+def card_from(
+    *,
+    engagement_score: int,
+    purchases: Purchases,
+    churn_risk: float,
+    as_of: datetime,
+    model: ScoringModel,
+) -> ScoreCard:
+    """The score card from engagement, purchases and churn risk (the rest follows)."""
+    eng, p, risk = engagement_score, purchases, churn_risk
     recency = _recency(p, as_of, model)
     frequency = _quintile_at_least(p.window_count, model.rfm.frequency_counts)
     monetary = _quintile_at_least(
         float(p.window_net), [float(e) for e in model.rfm.monetary_amounts]
     )
-    risk = _churn(ordered, p, as_of, model)
     return ScoreCard(
         engagement=eng,
         engagement_band=_band(model.engagement.bands, eng),
@@ -443,7 +500,13 @@ def describe(fact: Fact) -> str:
 
 def time_label(facts: Iterable[Fact], as_of: datetime) -> str:
     """How a time-only change reads: the days since the contact's last interaction."""
-    latest = max((f.occurred_at for f in facts if f.occurred_at <= as_of), default=None)
+    return time_label_since(
+        max((f.occurred_at for f in facts if f.occurred_at <= as_of), default=None), as_of
+    )
+
+
+def time_label_since(latest: datetime | None, as_of: datetime) -> str:
+    """How a time-only change reads, from the newest fact's time (None: no facts)."""
     if latest is None:
         return "time passed"
     days = int(_days(as_of, latest))
@@ -481,12 +544,13 @@ def explain(
     contributions of all steps add up to the whole change.
     """
     facts = {f.fact_id: f for f in facts_before}
-    steps: list[tuple[str, ScoreCard, ScoreCard]] = []
     start = score(facts.values(), as_of, model)
-    if previous is not None:
-        if published is not None and published != previous:
-            steps.append(("earlier changes below the publishing thresholds", published, previous))
-        steps.append((time_label(facts.values(), as_of), previous, start))
+    steps = lead_in(
+        start=start,
+        previous=previous,
+        published=published,
+        time_passed=time_label(facts.values(), as_of),
+    )
     current = start
     for change in changes:
         for fact_id in change.removed:
@@ -494,18 +558,47 @@ def explain(
         for fact in change.added:
             facts[fact.fact_id] = fact
         after = score(facts.values(), as_of, model)
-        steps.append((change.label, current, after))
+        steps.append(Step(change.label, current, after))
         current = after
-    scale_clv = max(abs(float(current.clv)), abs(float((published or previous or start).clv)), 1.0)
+    return rank_reasons(steps, current=current, base=published or previous or start, model=model)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a change: the scores before and after, under one label."""
+
+    label: str
+    before: ScoreCard
+    after: ScoreCard
+
+
+def lead_in(
+    *, start: ScoreCard, previous: ScoreCard | None, published: ScoreCard | None, time_passed: str
+) -> list[Step]:
+    """The steps before the changes: unpublished earlier changes, then time passing."""
+    if previous is None:
+        return []
+    steps: list[Step] = []
+    if published is not None and published != previous:
+        steps.append(Step("earlier changes below the publishing thresholds", published, previous))
+    steps.append(Step(time_passed, previous, start))
+    return steps
+
+
+def rank_reasons(
+    steps: Sequence[Step], *, current: ScoreCard, base: ScoreCard, model: ScoringModel
+) -> list[Reason]:
+    """The reasons of every step, biggest first, at most `max_reasons`."""
+    scale_clv = max(abs(float(current.clv)), abs(float(base.clv)), 1.0)
     weighted: list[tuple[float, int, Reason]] = []
-    for label, before, after in steps:
+    for step in steps:
         for name in SCORE_NAMES:
-            delta = after.value(name, model) - before.value(name, model)
+            delta = step.after.value(name, model) - step.before.value(name, model)
             if abs(delta) < 1e-9:
                 continue
             if name == "churn_risk":
                 delta = round(delta, CHURN_PLACES)
-            text = f"{label[:150]}: {_format(name, delta, current)}"
+            text = f"{step.label[:150]}: {_format(name, delta, current)}"
             reason = Reason(text=text, score=name, contribution=delta)
             weighted.append((_weight(name, delta, scale_clv), len(weighted), reason))
     weighted.sort(key=lambda item: (-item[0], item[1]))

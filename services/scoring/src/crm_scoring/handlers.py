@@ -36,6 +36,14 @@ from crm_contracts.scores import (
 from crm_kit import inbox, metrics
 from crm_kit.outbox import OutboxMessage, enqueue, event_message
 from crm_scoring import repository as repo
+from crm_scoring.aggregates import (
+    Aggregates,
+    advance,
+    aggregate,
+    crossing,
+    explain_folded,
+    fold_changes,
+)
 from crm_scoring.domain import (
     Change,
     Fact,
@@ -136,6 +144,78 @@ class _Work:
     removed_facts: list[Fact] = field(default_factory=list)  # gone now, there before
 
 
+@dataclass
+class _Evaluation:
+    """A contact's new scores, the aggregates behind them, and how to explain the change."""
+
+    card: ScoreCard
+    aggregates: Aggregates
+    explain: Callable[[ScoreCard | None, ScoreCard | None], list[Reason]]
+
+
+def _moment(item: _Work, as_of: datetime | None, now: datetime) -> datetime:
+    # Live: now, or the newest fact's time if later; a re-evaluation: the moment asked for.
+    return as_of or max([now, *(f.occurred_at for c in item.changes for f in c.added)])
+
+
+def _usable(
+    item: _Work, stored: repo.StoredContact | None, moment: datetime, model: ScoringModel
+) -> Aggregates | None:
+    """The stored aggregates if they can be moved to `moment` (else: rebuilt from facts)."""
+    if stored is None or stored.aggregates is None or stored.model_version != model.version:
+        return None
+    if stored.aggregates.as_of > moment or any(c.removed for c in item.changes):
+        return None
+    return stored.aggregates
+
+
+def _evaluate(
+    item: _Work,
+    moment: datetime,
+    usable: Aggregates | None,
+    facts: Sequence[Fact],
+    model: ScoringModel,
+) -> _Evaluation:
+    """Score one contact: from its stored aggregates and the facts that crossed an edge
+    since, or (no usable aggregates) from all its facts."""
+    added = {f.fact_id for change in item.changes for f in change.added}
+    if any(change.removed for change in item.changes):
+        return _evaluate_facts(item, moment, facts, added, model)
+    before_facts = [f for f in facts if f.fact_id not in added]
+    if usable is None:
+        before = aggregate(before_facts, moment, model)
+    else:
+        before = usable.copy()
+        advance(before, moment, before_facts, model)
+    folded = fold_changes(before, item.changes, model)
+    return _Evaluation(
+        folded.card,
+        folded.aggregates,
+        lambda previous, published: explain_folded(
+            folded, previous=previous, published=published, model=model
+        ),
+    )
+
+
+def _evaluate_facts(
+    item: _Work, moment: datetime, facts: Sequence[Fact], added: set[str], model: ScoringModel
+) -> _Evaluation:
+    # Facts were removed (an unmerge, an erasure): score from all of them, as aggregates
+    # cannot take a fact out again.
+    return _Evaluation(
+        score(facts, moment, model),
+        aggregate(facts, moment, model),
+        lambda previous, published: explain(
+            facts_before=[f for f in facts if f.fact_id not in added] + item.removed_facts,
+            changes=item.changes,
+            as_of=moment,
+            model=model,
+            previous=previous,
+            published=published,
+        ),
+    )
+
+
 async def _rescore(
     conn: asyncpg.Connection,
     ctx: Scoring,
@@ -145,79 +225,100 @@ async def _rescore(
     as_of: datetime | None = None,
     out: Outcome,
 ) -> None:
-    """Recompute, store and (when material) publish the scores of these contacts."""
+    """Recompute, store and (when material) publish the scores of these contacts.
+
+    A handful of statements whatever the number of contacts and the length of their
+    histories: their stored scores and aggregates, the facts that crossed a window edge
+    since (all facts only for contacts without usable aggregates), one upsert, one insert.
+    """
     if not work:
         return
-    ids = [w.contact_id for w in work]
-    facts = await repo.facts_of(conn, ids)
-    stored = await repo.contacts(conn, ids)
-    model = ctx.model
+    stored = await repo.contacts(conn, [w.contact_id for w in work])
     now = ctx.clock()
+    moments = {w.contact_id: _moment(w, as_of, now) for w in work}
+    usable = {
+        w.contact_id: _usable(w, stored.get(w.contact_id), moments[w.contact_id], ctx.model)
+        for w in work
+    }
+    ranges = [(c, crossing(agg, moments[c], ctx.model)) for c, agg in usable.items() if agg]
+    facts = await repo.facts_crossing(conn, ranges)
+    rebuild = [c for c, agg in usable.items() if agg is None]
+    if rebuild:
+        facts.update(await repo.facts_of(conn, rebuild))
     rows: list[repo.StoredContact] = []
     history: list[tuple[str, str, datetime, dict[str, Any]]] = []
     for item in work:
-        all_facts = facts.get(item.contact_id, [])
-        added = {f.fact_id for change in item.changes for f in change.added}
-        moment = as_of or max(
-            [now, *(f.occurred_at for c in item.changes for f in c.added)], default=now
-        )
-        new = score(all_facts, moment, model)
-        previous = stored.get(item.contact_id)
-        published = previous.published if previous else None
-        time_only = not item.changes
-        material = should_publish(published, new, model, time_only=time_only)
-        publish = ctx.publish and material
-        reasons: list[Reason] = []
-        if material:  # reasons explain published changes (and are kept for the API)
-            reasons = explain(
-                facts_before=[f for f in all_facts if f.fact_id not in added] + item.removed_facts,
-                changes=item.changes,
-                as_of=moment,
-                model=model,
-                previous=previous.card if previous else None,
-                published=published,
-            )
-        cause_id = item.cause.id if item.cause else f"scoring.reevaluation:{moment.isoformat()}"
-        if publish:
-            change_event = _score_changed(ctx, item, published, new, reasons, cause_id, moment)
-            data = change_event.data_as(ScoreChanged)
-            out.messages.append(
-                event_message(ctx.settings.scores_topic, change_event, key=item.contact_id)
-            )
-            current = new_event(
-                SCORE_CURRENT,
-                ScoreCurrent(
-                    contact_id=item.contact_id,
-                    model_version=model.version,
-                    scores=data.new,
-                    cause_event_id=cause_id,
-                ),
-                source=ctx.settings.event_source,
-                cause=change_event,
-                time=moment,
-            )
-            out.messages.append(
-                event_message(ctx.settings.scores_current_topic, current, key=item.contact_id)
-            )
-            history.append((item.contact_id, change_event.id, moment, data.model_dump(mode="json")))
-            out.published += 1
-            out.published_by[trigger] += 1
-        out.scored_by[trigger] += 1
+        cid = item.contact_id
+        evaluation = _evaluate(item, moments[cid], usable[cid], facts[cid], ctx.model)
         rows.append(
-            repo.StoredContact(
-                contact_id=item.contact_id,
-                model_version=model.version,
-                as_of=moment,
-                evaluated_at=now,
-                card=new,
-                currency=model.currency,
-                reasons=_reason_json(reasons) if material or previous is None else previous.reasons,
-                cause_event_id=cause_id,
-                published=new if publish or (not ctx.publish) else published,
+            _record(
+                ctx, item, stored.get(cid), evaluation, moments[cid], now, trigger, out, history
             )
         )
     await repo.save_contacts(conn, rows)
     await repo.add_history(conn, history)
+
+
+def _record(
+    ctx: Scoring,
+    item: _Work,
+    previous: repo.StoredContact | None,
+    evaluation: _Evaluation,
+    moment: datetime,
+    now: datetime,
+    trigger: str,
+    out: Outcome,
+    history: list[tuple[str, str, datetime, dict[str, Any]]],
+) -> repo.StoredContact:
+    """Decide whether the change is material; if so, explain and publish it; the new row."""
+    model, new = ctx.model, evaluation.card
+    published = previous.published if previous else None
+    material = should_publish(published, new, model, time_only=not item.changes)
+    publish = ctx.publish and material
+    # Reasons explain published changes (and are kept for the API).
+    reasons = evaluation.explain(previous.card if previous else None, published) if material else []
+    cause_id = item.cause.id if item.cause else f"scoring.reevaluation:{moment.isoformat()}"
+    if publish:
+        change_event = _score_changed(ctx, item, published, new, reasons, cause_id, moment)
+        data = change_event.data_as(ScoreChanged)
+        out.messages.append(
+            event_message(ctx.settings.scores_topic, change_event, key=item.contact_id)
+        )
+        out.messages.append(_current_message(ctx, item.contact_id, data, change_event, moment))
+        history.append((item.contact_id, change_event.id, moment, data.model_dump(mode="json")))
+        out.published += 1
+        out.published_by[trigger] += 1
+    out.scored_by[trigger] += 1
+    return repo.StoredContact(
+        contact_id=item.contact_id,
+        model_version=model.version,
+        as_of=moment,
+        evaluated_at=now,
+        card=new,
+        currency=model.currency,
+        reasons=_reason_json(reasons) if material or previous is None else previous.reasons,
+        cause_event_id=cause_id,
+        published=new if publish or (not ctx.publish) else published,
+        aggregates=evaluation.aggregates,
+    )
+
+
+def _current_message(
+    ctx: Scoring, contact_id: str, data: ScoreChanged, change_event: CloudEvent, moment: datetime
+) -> OutboxMessage:
+    current = new_event(
+        SCORE_CURRENT,
+        ScoreCurrent(
+            contact_id=contact_id,
+            model_version=ctx.model.version,
+            scores=data.new,
+            cause_event_id=data.cause_event_id,
+        ),
+        source=ctx.settings.event_source,
+        cause=change_event,
+        time=moment,
+    )
+    return event_message(ctx.settings.scores_current_topic, current, key=contact_id)
 
 
 def _score_changed(
@@ -439,11 +540,7 @@ async def _unmerge(
     out: Outcome,
 ) -> None:
     survivor, restored = data.survivor_id, data.contact_id
-    moved = [
-        f
-        for f in (await repo.facts_of(conn, [survivor]))[survivor]
-        if f.fact_id in await _origin_ids(conn, survivor, restored)
-    ]
+    moved = await repo.facts_from_origin(conn, contact_id=survivor, origin_id=restored)
     await repo.split_facts(conn, survivor, restored)
     await repo.remove_alias(conn, restored)
     work = [
@@ -456,15 +553,6 @@ async def _unmerge(
         _Work(restored, [Change(f"unmerged from contact {survivor}", tuple(moved))], event),
     ]
     await _rescore(conn, ctx, work, trigger="merge", out=out)
-
-
-async def _origin_ids(conn: asyncpg.Connection, survivor: str, restored: str) -> set[str]:
-    rows = await conn.fetch(
-        "SELECT fact_id FROM scoring_facts WHERE contact_id = $1 AND origin_contact_id = $2",
-        survivor,
-        restored,
-    )
-    return {row["fact_id"] for row in rows}
 
 
 async def _erase(

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from crm_scoring.aggregates import Aggregates, CaseMark, Crossing
 from crm_scoring.domain import Fact, ScoreCard
 
 _FACT_COLUMNS = (
@@ -19,7 +20,7 @@ _FACT_COLUMNS = (
 _CONTACT_COLUMNS = (
     "contact_id, model_version, as_of, evaluated_at, engagement, engagement_band, recency, "
     "frequency, monetary, value_tier, clv, currency, churn_risk, churn_band, reasons, "
-    "cause_event_id, published"
+    "cause_event_id, published, aggregates"
 )
 SORTABLE_SCORES = {
     "engagement": "engagement",
@@ -54,6 +55,7 @@ class StoredContact:
     reasons: list[dict[str, Any]]
     cause_event_id: str | None
     published: ScoreCard | None
+    aggregates: Aggregates | None = None  # None: rebuilt from the facts when next scored
 
 
 def card_to_json(card: ScoreCard) -> dict[str, Any]:
@@ -86,6 +88,58 @@ def card_from_json(data: dict[str, Any]) -> ScoreCard:
     )
 
 
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def aggregates_to_json(agg: Aggregates) -> dict[str, Any]:
+    """Aggregates as JSON: floats as their repr and decimals as strings, so nothing is lost."""
+    return {
+        "as_of": agg.as_of.isoformat(),
+        "anchor": agg.anchor.isoformat(),
+        "engagement": repr(agg.engagement),
+        "engagement_then": repr(agg.engagement_then),
+        "signals": {name: repr(total) for name, total in agg.signals.items()},
+        "purchases": agg.purchases,
+        "revenue": str(agg.revenue),
+        "first_purchase": _iso(agg.first_purchase),
+        "last_purchase": _iso(agg.last_purchase),
+        "window_purchases": agg.window_purchases,
+        "window_net": str(agg.window_net),
+        "latest": _iso(agg.latest),
+        "cases": {
+            case_id: [m.at.isoformat(), m.fact_id, _iso(m.open_since)]
+            for case_id, m in agg.cases.items()
+        },
+    }
+
+
+def aggregates_from_json(data: dict[str, Any]) -> Aggregates:
+    """The inverse of `aggregates_to_json`."""
+    return Aggregates(
+        as_of=datetime.fromisoformat(data["as_of"]),
+        anchor=datetime.fromisoformat(data["anchor"]),
+        engagement=float(data["engagement"]),
+        engagement_then=float(data["engagement_then"]),
+        signals={name: float(total) for name, total in data["signals"].items()},
+        purchases=int(data["purchases"]),
+        revenue=Decimal(data["revenue"]),
+        first_purchase=_time(data["first_purchase"]),
+        last_purchase=_time(data["last_purchase"]),
+        window_purchases=int(data["window_purchases"]),
+        window_net=Decimal(data["window_net"]),
+        latest=_time(data["latest"]),
+        cases={
+            case_id: CaseMark(datetime.fromisoformat(at), fact_id, _time(since))
+            for case_id, (at, fact_id, since) in data["cases"].items()
+        },
+    )
+
+
 def _contact(row: asyncpg.Record) -> StoredContact:
     card = ScoreCard(
         engagement=row["engagement"],
@@ -109,6 +163,7 @@ def _contact(row: asyncpg.Record) -> StoredContact:
         reasons=list(row["reasons"] or []),
         cause_event_id=row["cause_event_id"],
         published=card_from_json(published) if published is not None else None,
+        aggregates=aggregates_from_json(row["aggregates"]) if row["aggregates"] else None,
     )
 
 
@@ -214,6 +269,58 @@ async def facts_of(conn: asyncpg.Connection, contact_ids: Iterable[str]) -> dict
     return out
 
 
+_F_COLUMNS = ", ".join(f"f.{c.strip()}" for c in _FACT_COLUMNS.split(","))
+
+
+async def facts_crossing(
+    conn: asyncpg.Connection, ranges: Sequence[tuple[str, Crossing]]
+) -> dict[str, list[Fact]]:
+    """For each contact, its facts in the ranges of its crossing (one statement for all):
+    later than `after`, leaving the RFM window, passing the lookback edge."""
+    out: dict[str, list[Fact]] = {contact_id: [] for contact_id, _ in ranges}
+    if not ranges:
+        return out
+    rows = await conn.fetch(
+        f"""
+        SELECT {_FACT_COLUMNS} FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[],
+            $4::timestamptz[], $5::timestamptz[], $6::timestamptz[]) AS u(c, af, wf, wt, lf, lt)
+        CROSS JOIN LATERAL (
+            SELECT {_F_COLUMNS} FROM scoring_facts f
+            WHERE f.contact_id = u.c AND f.occurred_at > u.af
+            UNION ALL
+            SELECT {_F_COLUMNS} FROM scoring_facts f
+            WHERE f.contact_id = u.c AND f.occurred_at >= u.wf AND f.occurred_at < u.wt
+                AND f.kind IN ('purchase', 'refund')
+            UNION ALL
+            SELECT {_F_COLUMNS} FROM scoring_facts f
+            WHERE f.contact_id = u.c AND f.occurred_at > u.lf AND f.occurred_at <= u.lt
+        ) AS crossed
+        """,
+        [contact_id for contact_id, _ in ranges],
+        [r.after for _, r in ranges],
+        [r.window_from for _, r in ranges],
+        [r.window_to for _, r in ranges],
+        [r.lookback_from for _, r in ranges],
+        [r.lookback_to for _, r in ranges],
+    )
+    for row in rows:
+        out[row["contact_id"]].append(_fact(row))
+    return out
+
+
+async def facts_from_origin(
+    conn: asyncpg.Connection, *, contact_id: str, origin_id: str
+) -> list[Fact]:
+    """The facts counting for `contact_id` whose events were for `origin_id`."""
+    rows = await conn.fetch(
+        f"SELECT {_FACT_COLUMNS} FROM scoring_facts "
+        "WHERE contact_id = $1 AND origin_contact_id = $2",
+        contact_id,
+        origin_id,
+    )
+    return [_fact(row) for row in rows]
+
+
 async def contacts(
     conn: asyncpg.Connection, contact_ids: Iterable[str]
 ) -> dict[str, StoredContact]:
@@ -238,13 +345,14 @@ async def save_contacts(conn: asyncpg.Connection, rows: Sequence[StoredContact])
         """
         INSERT INTO scoring_contacts (contact_id, model_version, as_of, evaluated_at, engagement,
             engagement_band, recency, frequency, monetary, value_tier, clv, currency, churn_risk,
-            churn_band, reasons, cause_event_id, published)
-        SELECT c, v, a, e, eng, eb, r, f, m, t, clv, cur, cr, cb, rs::jsonb, ce, p::jsonb
+            churn_band, reasons, cause_event_id, published, aggregates)
+        SELECT c, v, a, e, eng, eb, r, f, m, t, clv, cur, cr, cb, rs::jsonb, ce, p::jsonb,
+            ag::jsonb
         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[],
             $5::smallint[], $6::text[], $7::smallint[], $8::smallint[], $9::smallint[],
             $10::text[], $11::numeric[], $12::text[], $13::float8[], $14::text[], $15::text[],
-            $16::text[], $17::text[])
-            AS u(c, v, a, e, eng, eb, r, f, m, t, clv, cur, cr, cb, rs, ce, p)
+            $16::text[], $17::text[], $18::text[])
+            AS u(c, v, a, e, eng, eb, r, f, m, t, clv, cur, cr, cb, rs, ce, p, ag)
         ON CONFLICT (contact_id) DO UPDATE SET
             model_version = EXCLUDED.model_version, as_of = EXCLUDED.as_of,
             evaluated_at = EXCLUDED.evaluated_at, engagement = EXCLUDED.engagement,
@@ -253,7 +361,7 @@ async def save_contacts(conn: asyncpg.Connection, rows: Sequence[StoredContact])
             value_tier = EXCLUDED.value_tier, clv = EXCLUDED.clv, currency = EXCLUDED.currency,
             churn_risk = EXCLUDED.churn_risk, churn_band = EXCLUDED.churn_band,
             reasons = EXCLUDED.reasons, cause_event_id = EXCLUDED.cause_event_id,
-            published = EXCLUDED.published
+            published = EXCLUDED.published, aggregates = EXCLUDED.aggregates
         """,
         [r.contact_id for r in rows],
         [r.model_version for r in rows],
@@ -272,6 +380,7 @@ async def save_contacts(conn: asyncpg.Connection, rows: Sequence[StoredContact])
         [json.dumps(r.reasons) for r in rows],
         [r.cause_event_id for r in rows],
         [json.dumps(card_to_json(r.published)) if r.published else None for r in rows],
+        [json.dumps(aggregates_to_json(r.aggregates)) if r.aggregates else None for r in rows],
     )
 
 
