@@ -12,6 +12,7 @@ from crm_contacts import domain
 from crm_contacts import repository as repo
 from crm_contacts.domain import KnownContact, Match
 from crm_contacts.handlers.accounts import account_for_company
+from crm_contacts.handlers.batch import RESOLUTIONS, interaction_resolved, resolve_batch
 from crm_contacts.handlers.consent import record_consent
 from crm_contacts.handlers.contacts import identity_linked, profile_model, profile_of
 from crm_contacts.handlers.context import Context, Publisher, new_id
@@ -27,17 +28,10 @@ from crm_contracts import contacts as ct
 from crm_contracts import interactions as it
 from crm_kit import metrics
 from crm_kit.consumer import PermanentEventError
-from crm_kit.logs import log_context
 from crm_kit.problems import ProblemError
 
 log = logging.getLogger(__name__)
 
-RESOLUTIONS = metrics.counter(
-    "crm_contacts_resolutions_total",
-    "Raw interactions by resolution outcome: created, matched, merged, dropped_erased, "
-    "dropped_deleted.",
-    ["outcome"],
-)
 MERGES = metrics.counter(
     "crm_contacts_merges_total", "Contacts merged into another, by how.", ["how"]
 )
@@ -52,11 +46,17 @@ _RESOLUTION_ATTEMPTS = 5
 async def resolve_interactions(
     conn: asyncpg.Connection, events: Sequence[CloudEvent], ctx: Context
 ) -> None:
-    """Resolve a batch of raw interactions to contacts, in order; one outbox write."""
+    """Resolve a batch of raw interactions to contacts, in order; one outbox write.
+
+    Most of a batch is resolved set-based (`handlers.batch`); an interaction that names its
+    contact, states consent or proves a merge goes through `record_interaction`, in its turn.
+    """
     out = Publisher(ctx)
-    for event in events:
-        with log_context(event_id=event.id, correlation_id=event.correlationid):
-            await record_interaction(conn, event, ctx, out)
+
+    async def one_by_one(event: CloudEvent) -> None:
+        await record_interaction(conn, event, ctx, out)
+
+    await resolve_batch(conn, events, ctx, out, one_by_one)
     await out.flush(conn)
 
 
@@ -192,23 +192,7 @@ async def record_interaction(
     out.publish(
         ctx.settings.interactions_topic,
         it.INTERACTION_RESOLVED,
-        it.InteractionResolved(
-            interaction_id=event.id,
-            interaction_source=event.source,
-            contact_id=target_id,
-            channel=data.channel,
-            kind=data.kind,
-            value=data.value,
-            csat=data.csat,
-            nps=data.nps,
-            consent=data.consent,
-            campaign_id=data.campaign_id,
-            case_id=data.case_id,
-            properties=data.properties,
-            stage=stage,
-            previous_stage=previous_stage,
-            stage_changed=stage != previous_stage,
-        ),
+        interaction_resolved(event, data, target_id, stage, previous_stage),
         key=target_id,
         cause=event,
     )
