@@ -266,12 +266,17 @@ async def test_a_poison_event_in_a_batch_is_dead_lettered_and_the_rest_apply(
 
 
 def simple_batch(size: int, round_: int) -> list[CloudEvent]:
-    """Returning people (stored in round 0) and new people with two events each, some traits."""
+    """Returning people (stored in round 0) and new people with two events each, some with
+    traits, some with consent."""
     events = []
     for n in range(size):
         person = f"known{n}" if n % 2 == 0 else f"new{round_}-{n // 4}"
         kind = ("signup", "page_view", "purchase", "email_clicked")[n % 4]
-        traits = {"traits": {"company": "Initech", "first_name": "P"}} if n % 4 == 0 else {}
+        traits: dict[str, Any] = (
+            {"traits": {"company": "Initech", "first_name": "P"}} if n % 4 == 0 else {}
+        )
+        if n % 8 == 2:
+            traits["consent"] = {"purpose": "marketing", "granted": n % 16 == 2}
         make = purchase if kind == "purchase" else partial(raw_event, kind)
         events.append(
             make(
@@ -313,7 +318,7 @@ async def test_a_batch_of_simple_events_takes_a_few_statements_whatever_its_size
 
     print(f"\nstatements per batch: 50 events {fifty}, 200 events {two_hundred}")
     assert fifty == two_hundred
-    assert two_hundred <= 14
+    assert two_hundred <= 16
     contacts = await engine.pool.fetchval("SELECT count(*) FROM contacts")
     assert contacts == 100 + 50 + (13 + 50)  # known, new in round 0, 1 and 2: one per person
 
@@ -401,6 +406,12 @@ async def test_a_batch_publishes_and_stores_what_the_events_one_by_one_would(
         raw_event(identity={"phone": "+44 20 7946 0000"}, time=T0),
         raw_event("signup", identity={"email": "carol@example.com"}, time=T0),
         raw_event(identity={"email": "dave@example.com"}, time=T0),
+        raw_event(
+            "consent_given",
+            identity={"email": "carol@example.com"},
+            consent={"purpose": "marketing", "channel": "email"},
+            time=T0 + hour / 2,
+        ),
     )
     ada = await engine.contact_of(email="ada@example.com")
     dave = await engine.contact_of(email="dave@example.com")
@@ -433,6 +444,24 @@ async def test_a_batch_publishes_and_stores_what_the_events_one_by_one_would(
         raw_event(identity=eve, traits={"first_name": "Late"}, time=T0 + hour),
         raw_event("call", identity={"contact_id": ada}, time=T0 + 10 * hour),
         purchase(identity={"phone": "+442079460001"}, time=T0 + 11 * hour),
+        raw_event(  # older than the statement stored: recorded, changes nothing
+            "consent_withdrawn",
+            identity={"email": "carol@example.com"},
+            consent={"purpose": "marketing", "channel": "email"},
+            time=T0,
+        ),
+        withdrawn := raw_event(
+            "consent_withdrawn", identity=ADA, consent={"purpose": "marketing"}, time=T0 + 12 * hour
+        ),
+        raw_event(
+            withdrawn.data.kind, identity=ADA, consent={"purpose": "marketing"}, time=withdrawn.time
+        ),
+        raw_event(
+            "signup",
+            identity={"email": "gina@example.com"},
+            consent={"purpose": "marketing", "granted": True},
+            time=T0 + 13 * hour,
+        ),
     ]
 
     one_by_one = await outcome(engine, batch, batched=False)

@@ -7,8 +7,8 @@ tombstones, the stored link of every identifier) and decides, event by event in 
 - an existing contact: every identifier that is linked points at that one contact;
 - new person #k: no identifier is linked; later events of the batch that share an identifier
   with it go to the same new person, so that several events of one newcomer make one contact;
-- one by one: anything else (an explicit contact_id, a consent statement, no usable
-  identifier, identifiers of two contacts, a contact caught in the middle of a merge). The
+- one by one: anything else (an explicit contact_id, no usable identifier, identifiers of
+  two contacts, a contact caught in the middle of a merge). The
   plan ends before such an event: the caller applies the run planned so far, sends that
   event through the per-event path, and plans again after it with fresh lookups.
 """
@@ -100,11 +100,7 @@ class RunPlan:
 
 def goes_one_by_one(item: Interaction) -> bool:
     """What the planner never takes, whatever the lookups say."""
-    return (
-        item.identity.contact_id is not None
-        or not item.identity.identifiers
-        or item.data.consent is not None
-    )
+    return item.identity.contact_id is not None or not item.identity.identifiers
 
 
 def erased_replay(item: Interaction, erased: Mapping[str, datetime]) -> bool:

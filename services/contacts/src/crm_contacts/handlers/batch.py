@@ -148,8 +148,10 @@ class Run:
     counts: dict[tuple[str, str], int]  # (contact id, kind): timeline entries
     recorded: set[tuple[str, str]]  # (source, event id) on a timeline already
     accounts: dict[str, str | None]  # company name: its account
+    consents: dict[repo.ConsentKey, domain.ConsentStatement]  # the effective statements
     links: list[repo.NewLink] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
+    statements: list[repo.NewConsent] = field(default_factory=list)
 
     def id_of(self, owner: Owner) -> str:
         return owner.contact_id if isinstance(owner, Existing) else self.contacts[owner].id
@@ -198,6 +200,7 @@ async def _apply_run(
     )
     await repo.insert_links(conn, run.links)
     await repo.insert_timeline(conn, run.timeline)
+    await repo.insert_consents(conn, run.statements)
     return len(plan.steps)
 
 
@@ -233,7 +236,20 @@ async def _read_run(
     recorded = await repo.recorded_events(conn, [(i.event.source, i.event.id) for i in applied])
     names = _company_names(applied, contacts.values())
     accounts = await repo.accounts_named(conn, names) if names else {}
-    return Run(contacts, counts, recorded, accounts)
+    asked = [
+        _consent_key(step.owner.contact_id, item.data.consent)
+        for item, step in taken
+        if isinstance(step, Assigned)
+        and isinstance(step.owner, Existing)
+        and item.data.consent is not None
+    ]
+    consents = await repo.latest_consents(conn, asked)
+    return Run(contacts, counts, recorded, accounts, consents)
+
+
+def _consent_key(contact_id: str, consent: it.Consent) -> repo.ConsentKey:
+    channel = None if consent.channel is None else str(consent.channel)
+    return (contact_id, channel, str(consent.purpose))
 
 
 def _company_names(applied: Iterable[Interaction], contacts: Iterable[ContactState]) -> list[str]:
@@ -267,6 +283,8 @@ def _apply(ctx: Context, out: Publisher, run: Run, item: Interaction, step: Assi
     run.record(domain.timeline_entry(event, contact_id=contact.id, origin_id=origin_id))
     if not step.creates and data.traits is not None:
         _apply_traits(out, run, contact, data.traits, event)
+    if data.consent is not None:
+        _record_consent(out, run, contact.id, origin_id, item)
     stage = _stage_after(ctx, run, contact, data.kind)
     if step.creates:
         RESOLUTIONS.labels("created").inc()
@@ -331,6 +349,44 @@ def _apply_traits(
             ),
             key=contact.id,
             cause=event,
+        )
+
+
+def _record_consent(
+    out: Publisher, run: Run, contact_id: str, origin_id: str, item: Interaction
+) -> None:
+    """What `record_consent` does for an interaction's statement, in memory."""
+    event, data = item.event, item.data
+    assert data.consent is not None
+    granted = (
+        data.consent.granted
+        if data.consent.granted is not None
+        else data.kind == it.InteractionKind.CONSENT_GIVEN
+    )
+    key = _consent_key(contact_id, data.consent)
+    statement = domain.ConsentStatement(granted, event.time)
+    latest = run.consents.get(key)
+    run.statements.append(
+        repo.NewConsent(
+            contact_id, origin_id, key[1], key[2], granted, event.source, event.id, event.time
+        )
+    )
+    if latest is None or event.time >= latest.time:
+        run.consents[key] = statement  # the latest by time; a tie goes to the newer row
+    if domain.consent_changes(latest, statement):
+        out.contact_event(
+            ct.CONTACT_CONSENT_CHANGED,
+            ct.ContactConsentChanged(
+                contact_id=contact_id,
+                channel=data.consent.channel,
+                purpose=data.consent.purpose,
+                granted=granted,
+                source=event.source,
+                cause_event_id=event.id,
+            ),
+            key=contact_id,
+            cause=event,
+            time=event.time,  # the statement's: the effective consent is the latest by this time
         )
 
 

@@ -49,7 +49,7 @@ async def resolve_interactions(
     """Resolve a batch of raw interactions to contacts, in order; one outbox write.
 
     Most of a batch is resolved set-based (`handlers.batch`); an interaction that names its
-    contact, states consent or proves a merge goes through `record_interaction`, in its turn.
+    contact or proves a merge goes through `record_interaction`, in its turn.
     """
     out = Publisher(ctx)
 

@@ -12,10 +12,14 @@ from crm_contacts.repository.accounts import (
     list_accounts,
 )
 from crm_contacts.repository.consent import (
+    ConsentKey,
+    NewConsent,
     consent_history,
     current_consents,
     insert_consent,
+    insert_consents,
     latest_consent,
+    latest_consents,
 )
 from crm_contacts.repository.contacts import (
     ContactFilter,
@@ -79,8 +83,10 @@ from crm_contacts.repository.timeline import (
 )
 
 __all__ = [
+    "ConsentKey",
     "ContactFilter",
     "ContactWrite",
+    "NewConsent",
     "NewLink",
     "TimelineFilter",
     "account_by_domain",
@@ -107,12 +113,14 @@ __all__ = [
     "identifiers_of",
     "insert_account",
     "insert_consent",
+    "insert_consents",
     "insert_contact",
     "insert_contacts",
     "insert_identifiers",
     "insert_links",
     "insert_timeline",
     "latest_consent",
+    "latest_consents",
     "links_of",
     "list_accounts",
     "list_contacts",
