@@ -96,12 +96,10 @@ async def resolve_batch(
 ) -> None:
     """Resolve raw interactions in batch order: planned runs set-based, the rest one by one."""
     items = [interaction(ctx, event) for event in events]
-    planned = [item for item in items if not batching.goes_one_by_one(item)]
-    erased = await repo.erased_digests(conn, [d for item in planned for d in item.digests])
     done = 0
     while done < len(items):
         if not batching.goes_one_by_one(items[done]):
-            done += await _apply_run(conn, ctx, out, items[done:], erased)
+            done += await _apply_run(conn, ctx, out, items[done:])
         if done < len(items):
             item = items[done]
             with log_context(event_id=item.event.id, correlation_id=item.event.correlationid):
@@ -178,11 +176,10 @@ async def _apply_run(
     ctx: Context,
     out: Publisher,
     items: Sequence[Interaction],
-    erased: dict[str, datetime],
 ) -> int:
     """Plan, read, apply and write the run at the head of `items`; how many it took."""
     window = list(itertools.takewhile(lambda i: not batching.goes_one_by_one(i), items))
-    plan, rows = await _plan_and_lock(conn, window, erased)
+    plan, rows = await _plan_and_lock(conn, window)
     taken = list(zip(window, plan.steps, strict=False))
     run = await _read_run(conn, ctx, taken, rows)
     for item, step in taken:
@@ -205,11 +202,14 @@ async def _apply_run(
 
 
 async def _plan_and_lock(
-    conn: asyncpg.Connection, window: Sequence[Interaction], erased: dict[str, datetime]
+    conn: asyncpg.Connection, window: Sequence[Interaction]
 ) -> tuple[RunPlan, list[dict[str, Any]]]:
-    """Plan on one read of every identifier, lock the contacts found; again if one moved."""
+    """Plan on one read of every tombstone and identifier, lock the contacts found; again
+    if one moved meanwhile (merged, deleted or erased by a concurrent transaction)."""
     identifiers = [i for item in window for i in item.identity.identifiers]
+    digests = [d for item in window for d in item.digests]
     for _ in range(_ATTEMPTS):
+        erased = await repo.erased_digests(conn, digests)
         plan = batching.plan_run(window, erased, await repo.links_of(conn, identifiers))
         # Identifiers of a deleted contact are free for whoever comes next.
         await repo.release_identifiers(conn, plan.released)
