@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from crm_contacts import domain
 from crm_contacts import repository as repo
+from crm_contacts.batching import Interaction
 from crm_contacts.domain import KnownContact, Match
 from crm_contacts.handlers.accounts import account_for_company
+from crm_contacts.handlers.batch import (
+    RESOLUTIONS,
+    interaction,
+    interaction_resolved,
+    resolve_batch,
+)
 from crm_contacts.handlers.consent import record_consent
 from crm_contacts.handlers.contacts import identity_linked, profile_model, profile_of
 from crm_contacts.handlers.context import Context, Publisher, new_id
@@ -27,17 +35,10 @@ from crm_contracts import contacts as ct
 from crm_contracts import interactions as it
 from crm_kit import metrics
 from crm_kit.consumer import PermanentEventError
-from crm_kit.logs import log_context
 from crm_kit.problems import ProblemError
 
 log = logging.getLogger(__name__)
 
-RESOLUTIONS = metrics.counter(
-    "crm_contacts_resolutions_total",
-    "Raw interactions by resolution outcome: created, matched, merged, dropped_erased, "
-    "dropped_deleted.",
-    ["outcome"],
-)
 MERGES = metrics.counter(
     "crm_contacts_merges_total", "Contacts merged into another, by how.", ["how"]
 )
@@ -52,11 +53,17 @@ _RESOLUTION_ATTEMPTS = 5
 async def resolve_interactions(
     conn: asyncpg.Connection, events: Sequence[CloudEvent], ctx: Context
 ) -> None:
-    """Resolve a batch of raw interactions to contacts, in order; one outbox write."""
+    """Resolve a batch of raw interactions to contacts, in order; one outbox write.
+
+    Most of a batch is resolved set-based (`handlers.batch`); an interaction that names its
+    contact or proves a merge goes through `record_interaction`, in its turn.
+    """
     out = Publisher(ctx)
-    for event in events:
-        with log_context(event_id=event.id, correlation_id=event.correlationid):
-            await record_interaction(conn, event, ctx, out)
+
+    async def one_by_one(event: CloudEvent) -> None:
+        await record_interaction(conn, event, ctx, out)
+
+    await resolve_batch(conn, events, ctx, out, one_by_one)
     await out.flush(conn)
 
 
@@ -64,26 +71,61 @@ async def record_interaction(
     conn: asyncpg.Connection, event: CloudEvent, ctx: Context, out: Publisher
 ) -> None:
     """Find or create the contact of one interaction, merge what it proves, record it."""
-    data = event.data_as(it.InteractionRecorded)
-    identity = domain.normalise_identity(data.identity, region=ctx.settings.default_phone_region)
-    digests = [domain.identifier_digest(ctx.erasure_key, i) for i in identity.identifiers]
-    if domain.is_erased_replay(event.time, await repo.erased_at(conn, digests)):
+    item = interaction(ctx, event)
+    admitted, explicit = await _admitted(conn, item)
+    if not admitted:
+        return
+    start = len(out.messages)
+    matches, locked = await _lock_matches(conn, item.identity, explicit)
+    exclusions = await repo.exclusions_among(conn, sorted(locked))
+    resolution = domain.resolve(item.identity.identifiers, matches, ctx.merge_rules, exclusions)
+    if resolution.target_id is None:
+        contact = await _create_from_interaction(conn, ctx, event, item.data)
+        target = _Target(str(contact["id"]), str(contact["id"]), contact, None, created=True)
+    else:
+        target = await _matched_target(conn, ctx, out, event, resolution, locked)
+    if resolution.left_apart:
+        log.info(
+            "identifiers of other contacts left where they are",
+            extra={"contact_id": target.id, "left_apart": list(resolution.left_apart)},
+        )
+    await _record(conn, ctx, out, item, target, resolution.link)
+    await _publish_outcome(conn, ctx, out, item, target, start)
+
+
+@dataclass
+class _Target:
+    """The contact one interaction goes to, as the per-event path found (or made) it."""
+
+    id: str
+    origin_id: str
+    contact: dict[str, Any]
+    previous_stage: ct.LifecycleStage | None
+    created: bool = False
+
+
+async def _admitted(
+    conn: asyncpg.Connection, item: Interaction
+) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the interaction is recorded at all, and the active contact it names."""
+    event, identity = item.event, item.identity
+    if domain.is_erased_replay(event.time, await repo.erased_at(conn, list(item.digests))):
         RESOLUTIONS.labels("dropped_erased").inc()
         log.info("interaction of an erased identity dropped", extra={"reason": "erased_identity"})
-        return
+        return False, None
     explicit: dict[str, Any] | None = None
     if identity.contact_id is not None:
         explicit = await repo.survivor_of(conn, identity.contact_id)
         if explicit is not None and explicit["status"] == "erased":
             RESOLUTIONS.labels("dropped_erased").inc()
             log.info("interaction of an erased contact dropped", extra={"reason": "erased"})
-            return
+            return False, None
         if explicit is not None and explicit["status"] == "deleted":
             explicit = None
             if not identity.identifiers:
                 RESOLUTIONS.labels("dropped_deleted").inc()
                 log.info("interaction of a deleted contact dropped")
-                return
+                return False, None
         if explicit is None and not identity.identifiers:
             raise PermanentEventError(
                 "the contact_id is unknown and there is no other identifier",
@@ -93,26 +135,25 @@ async def record_interaction(
         raise PermanentEventError(
             "no usable identifier (invalid email or phone number)", reason="invalid_identity"
         )
+    return True, explicit
 
-    start = len(out.messages)
-    matches, locked = await _lock_matches(conn, identity, explicit)
-    exclusions = await repo.exclusions_among(conn, sorted(locked))
-    resolution = domain.resolve(identity.identifiers, matches, ctx.merge_rules, exclusions)
 
-    created = resolution.target_id is None
-    if created:
-        contact = await _create_from_interaction(conn, ctx, event, data)
-        target_id = str(contact["id"])
-        origin_id = target_id
-        previous_stage: ct.LifecycleStage | None = None
+async def _matched_target(
+    conn: asyncpg.Connection,
+    ctx: Context,
+    out: Publisher,
+    event: CloudEvent,
+    resolution: domain.Resolution,
+    locked: dict[str, dict[str, Any]],
+) -> _Target:
+    """The matched contact, after folding in the contacts the interaction proves it to be."""
+    assert resolution.target_id is not None
+    target_id = resolution.target_id
+    contact = locked[target_id]
+    previous = ct.LifecycleStage(contact["stage"])
+    if resolution.survivor_id is None:
+        RESOLUTIONS.labels("matched").inc()
     else:
-        assert resolution.target_id is not None
-        target_id = resolution.target_id
-        origin_id = resolution.origin_id or target_id
-        contact = locked[target_id]
-        previous_stage = ct.LifecycleStage(contact["stage"])
-
-    if resolution.survivor_id is not None:
         survivor = locked[resolution.survivor_id]
         before, after = await merge_contacts(
             conn,
@@ -129,34 +170,38 @@ async def record_interaction(
             contact = {**survivor, "stage": after.value}
         elif before != after:
             lifecycle_changed(out, resolution.survivor_id, before, after, event, "merge")
-    elif not created:
-        RESOLUTIONS.labels("matched").inc()
-    if resolution.left_apart:
-        log.info(
-            "identifiers of other contacts left where they are",
-            extra={"contact_id": target_id, "left_apart": list(resolution.left_apart)},
-        )
+    return _Target(target_id, resolution.origin_id or target_id, contact, previous)
 
+
+async def _record(
+    conn: asyncpg.Connection,
+    ctx: Context,
+    out: Publisher,
+    item: Interaction,
+    target: _Target,
+    link: Sequence[domain.Identifier],
+) -> None:
+    """Link the new identifiers, put the interaction on the timeline, apply traits, consent."""
+    event, data = item.event, item.data
     await repo.insert_identifiers(
         conn,
-        contact_id=target_id,
-        origin_id=origin_id,
-        identifiers=resolution.link,
+        contact_id=target.id,
+        origin_id=target.origin_id,
+        identifiers=link,
         cause_event_id=event.id,
     )
-    for identifier in resolution.link:
+    for identifier in link:
         out.contact_event(
             ct.CONTACT_IDENTITY_LINKED,
-            identity_linked(target_id, identifier, event.id),
-            key=target_id,
+            identity_linked(target.id, identifier, event.id),
+            key=target.id,
             cause=event,
         )
-
     await repo.insert_timeline(
-        conn, [domain.timeline_entry(event, contact_id=target_id, origin_id=origin_id)]
+        conn, [domain.timeline_entry(event, contact_id=target.id, origin_id=target.origin_id)]
     )
-    if not created and data.traits is not None:
-        await _apply_traits(conn, ctx, out, contact, data.traits, event)
+    if not target.created and data.traits is not None:
+        await _apply_traits(conn, ctx, out, target.contact, data.traits, event)
     if data.consent is not None:
         granted = (
             data.consent.granted
@@ -166,8 +211,8 @@ async def record_interaction(
         await record_consent(
             conn,
             out,
-            contact_id=target_id,
-            origin_id=origin_id,
+            contact_id=target.id,
+            origin_id=target.origin_id,
             channel=data.consent.channel,
             purpose=data.consent.purpose,
             granted=granted,
@@ -178,51 +223,46 @@ async def record_interaction(
             cause=event,
         )
 
-    current = ct.LifecycleStage(contact["stage"])
+
+async def _publish_outcome(
+    conn: asyncpg.Connection,
+    ctx: Context,
+    out: Publisher,
+    item: Interaction,
+    target: _Target,
+    start: int,
+) -> None:
+    """Move the stage the interaction moves; queue its lifecycle, resolved and created events."""
+    event, data = item.event, item.data
+    current = ct.LifecycleStage(target.contact["stage"])
     counted = ctx.lifecycle.counted_kinds(data.kind)
-    counts = await repo.count_kinds(conn, target_id, sorted(counted))
+    counts = await repo.count_kinds(conn, target.id, sorted(counted))
     stage = domain.stage_after(ctx.lifecycle, current, data.kind, counts)
     if stage != current:
-        await repo.update_stage(conn, target_id, stage.value)
-    if created:
+        await repo.update_stage(conn, target.id, stage.value)
+    if target.created:
         RESOLUTIONS.labels("created").inc()
-        lifecycle_changed(out, target_id, None, stage, event, data.kind)
-    elif stage != previous_stage:
-        lifecycle_changed(out, target_id, previous_stage, stage, event, data.kind)
+        lifecycle_changed(out, target.id, None, stage, event, data.kind)
+    elif stage != target.previous_stage:
+        lifecycle_changed(out, target.id, target.previous_stage, stage, event, data.kind)
     out.publish(
         ctx.settings.interactions_topic,
         it.INTERACTION_RESOLVED,
-        it.InteractionResolved(
-            interaction_id=event.id,
-            interaction_source=event.source,
-            contact_id=target_id,
-            channel=data.channel,
-            kind=data.kind,
-            value=data.value,
-            csat=data.csat,
-            nps=data.nps,
-            consent=data.consent,
-            campaign_id=data.campaign_id,
-            case_id=data.case_id,
-            properties=data.properties,
-            stage=stage,
-            previous_stage=previous_stage,
-            stage_changed=stage != previous_stage,
-        ),
-        key=target_id,
+        interaction_resolved(event, data, target.id, stage, target.previous_stage),
+        key=target.id,
         cause=event,
     )
-    if created:
+    if target.created:
         # First on the new contact's key, with the stage the interaction left it in.
         out.contact_event(
             ct.CONTACT_CREATED,
             ct.ContactCreated(
-                contact_id=target_id,
+                contact_id=target.id,
                 stage=stage,
-                profile=profile_model(profile_of(contact)),
+                profile=profile_model(profile_of(target.contact)),
                 cause_event_id=event.id,
             ),
-            key=target_id,
+            key=target.id,
             cause=event,
             at=start,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -86,3 +88,69 @@ async def consent_history(conn: asyncpg.Connection, contact_id: str) -> list[dic
         contact_id,
     )
     return as_dicts(rows)
+
+
+ConsentKey = tuple[str, str | None, str]  # contact id, channel (None: every channel), purpose
+
+
+async def latest_consents(
+    conn: asyncpg.Connection, keys: Sequence[ConsentKey]
+) -> dict[ConsentKey, ConsentStatement]:
+    """The effective statement for each (contact, channel, purpose) that has one (one
+    statement for all)."""
+    if not keys:
+        return {}
+    wanted = sorted(set(keys), key=lambda k: (k[0], k[1] or "", k[2]))
+    rows = await conn.fetch(
+        """
+        SELECT u.n, l.granted, l.time
+        FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u (c, ch, p, n)
+        JOIN LATERAL (
+            SELECT granted, time FROM consent_history
+            WHERE contact_id = u.c AND channel IS NOT DISTINCT FROM u.ch AND purpose = u.p
+            ORDER BY time DESC, id DESC LIMIT 1
+        ) l ON true
+        """,
+        [k[0] for k in wanted],
+        [k[1] for k in wanted],
+        [k[2] for k in wanted],
+    )
+    return {wanted[r["n"] - 1]: ConsentStatement(r["granted"], r["time"]) for r in rows}
+
+
+@dataclass(frozen=True)
+class NewConsent:
+    """A consent statement an interaction made."""
+
+    contact_id: str
+    origin_id: str
+    channel: str | None
+    purpose: str
+    granted: bool
+    source: str
+    cause_event_id: str
+    time: datetime
+
+
+async def insert_consents(conn: asyncpg.Connection, statements: Sequence[NewConsent]) -> None:
+    """Record consent statements of interactions, in order (one statement)."""
+    if not statements:
+        return
+    await conn.execute(
+        """
+        INSERT INTO consent_history (contact_id, origin_contact_id, channel, purpose, granted,
+                                     source, cause_event_id, time)
+        SELECT c, o, ch, p, g, s, e, t
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::text[],
+                    $7::text[], $8::timestamptz[]) WITH ORDINALITY AS u (c, o, ch, p, g, s, e, t, n)
+        ORDER BY n
+        """,
+        [s.contact_id for s in statements],
+        [s.origin_id for s in statements],
+        [s.channel for s in statements],
+        [s.purpose for s in statements],
+        [s.granted for s in statements],
+        [s.source for s in statements],
+        [s.cause_event_id for s in statements],
+        [s.time for s in statements],
+    )

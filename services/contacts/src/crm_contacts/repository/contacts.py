@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,87 @@ async def insert_contact(
     )
     assert row is not None
     return dict(row.items())
+
+
+@dataclass(frozen=True)
+class ContactWrite:
+    """What a batch writes of a contact: its whole state after the batch."""
+
+    id: str
+    stage: str
+    profile: dict[str, Any]
+    traits_time: datetime | None
+    account_id: str | None
+
+
+def _columns(rows: Sequence[ContactWrite]) -> list[list[Any]]:
+    return [
+        [r.id for r in rows],
+        [r.stage for r in rows],
+        *([r.profile.get(name) for r in rows] for name in PROFILE_FIELDS),
+        [json.dumps(r.profile.get("custom") or {}) for r in rows],
+        [r.traits_time for r in rows],
+        [r.account_id for r in rows],
+    ]
+
+
+_UNNEST_CONTACTS = """
+    unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+           $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[])
+    AS u (id, stage, first_name, last_name, company, job_title, locale, country, city,
+          timezone, custom, traits_time, account_id)
+"""
+
+
+async def insert_contacts(conn: asyncpg.Connection, rows: Sequence[ContactWrite]) -> None:
+    """Create contacts (one statement)."""
+    if not rows:
+        return
+    await conn.execute(
+        f"""
+        INSERT INTO contacts (id, stage, first_name, last_name, company, job_title, locale,
+                              country, city, timezone, custom, traits_time, account_id)
+        SELECT id, stage, first_name, last_name, company, job_title, locale, country, city,
+               timezone, custom::jsonb, traits_time, account_id
+        FROM {_UNNEST_CONTACTS}
+        """,
+        *_columns(rows),
+    )
+
+
+async def update_contacts(conn: asyncpg.Connection, rows: Sequence[ContactWrite]) -> None:
+    """Write the stage, profile, traits time and account of contacts (one statement)."""
+    if not rows:
+        return
+    await conn.execute(
+        f"""
+        UPDATE contacts c SET stage = u.stage, first_name = u.first_name,
+               last_name = u.last_name, company = u.company, job_title = u.job_title,
+               locale = u.locale, country = u.country, city = u.city, timezone = u.timezone,
+               custom = u.custom::jsonb, traits_time = u.traits_time, account_id = u.account_id,
+               updated_at = clock_timestamp()
+        FROM {_UNNEST_CONTACTS}
+        WHERE c.id = u.id
+        """,
+        *_columns(sorted(rows, key=lambda r: r.id)),
+    )
+
+
+async def accounts_named(conn: asyncpg.Connection, names: Sequence[str]) -> dict[str, str | None]:
+    """For each company name, the oldest account of that name (case-insensitive), if any."""
+    if not names:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT n.name, a.id FROM unnest($1::text[]) AS n (name)
+        LEFT JOIN LATERAL (
+            SELECT id FROM accounts WHERE lower(accounts.name) = lower(n.name)
+            ORDER BY created_at, id LIMIT 1
+        ) a ON true
+        """,
+        sorted(set(names)),
+    )
+    return {r["name"]: r["id"] for r in rows}
 
 
 async def get_contact(conn: asyncpg.Connection, contact_id: str) -> dict[str, Any] | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from crm_contacts.batching import StoredLink
 from crm_contacts.domain import Identifier, KnownContact
 from crm_contacts.repository.contacts import touch
 from crm_contacts.repository.rows import as_dicts
@@ -54,6 +56,65 @@ async def find_identifiers(
     ]
 
 
+async def links_of(
+    conn: asyncpg.Connection, identifiers: Sequence[Identifier]
+) -> dict[Identifier, StoredLink]:
+    """The stored link of each of these identifiers that has one (one statement for all)."""
+    return {
+        link.identifier: StoredLink(link.contact.id, link.origin_id, link.contact_status)
+        for link in await find_identifiers(conn, list(dict.fromkeys(identifiers)))
+    }
+
+
+async def erased_digests(conn: asyncpg.Connection, digests: Sequence[str]) -> dict[str, datetime]:
+    """When each of these identifier tombstones was written (absent: not erased)."""
+    if not digests:
+        return {}
+    rows = await conn.fetch(
+        "SELECT digest, erased_at FROM erased_identifiers WHERE digest = ANY($1::text[])",
+        list(set(digests)),
+    )
+    return {r["digest"]: r["erased_at"] for r in rows}
+
+
+@dataclass(frozen=True)
+class NewLink:
+    """An identifier to link to a contact, through the contact an interaction came by."""
+
+    identifier: Identifier
+    contact_id: str
+    origin_id: str
+    cause_event_id: str | None
+
+
+async def insert_links(conn: asyncpg.Connection, links: Sequence[NewLink]) -> None:
+    """Link identifiers to their contacts (one statement); like `insert_identifiers`, a
+    concurrent link of the same identifier raises UniqueViolationError."""
+    if not links:
+        return
+    ordered = sorted(links, key=lambda link: link.identifier)  # one lock order for every writer
+    try:
+        await conn.execute(
+            """
+            INSERT INTO identifiers (kind, value, contact_id, origin_contact_id, cause_event_id)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+            """,
+            [link.identifier.kind.value for link in ordered],
+            [link.identifier.value for link in ordered],
+            [link.contact_id for link in ordered],
+            [link.origin_id for link in ordered],
+            [link.cause_event_id for link in ordered],
+        )
+    except asyncpg.UniqueViolationError:
+        raise _concurrent_link() from None
+
+
+def _concurrent_link() -> asyncpg.UniqueViolationError:
+    # Postgres names the duplicate key (an email...) in its message; logs, retries and
+    # dead letters get this one instead. Still a UniqueViolationError: it is retried.
+    return asyncpg.UniqueViolationError("an identifier was linked by a concurrent transaction")
+
+
 async def insert_identifiers(
     conn: asyncpg.Connection,
     *,
@@ -79,11 +140,7 @@ async def insert_identifiers(
             cause_event_id,
         )
     except asyncpg.UniqueViolationError:
-        # Postgres names the duplicate key (an email...) in its message; logs, retries and
-        # dead letters get this one instead. Still a UniqueViolationError: it is retried.
-        raise asyncpg.UniqueViolationError(
-            "an identifier was linked by a concurrent transaction"
-        ) from None
+        raise _concurrent_link() from None
 
 
 async def release_identifiers(conn: asyncpg.Connection, identifiers: Sequence[Identifier]) -> None:

@@ -63,6 +63,38 @@ async def count_kinds(
     return {r["kind"]: int(r["n"]) for r in rows}
 
 
+async def count_kinds_of(
+    conn: asyncpg.Connection, contact_ids: Sequence[str], kinds: Sequence[str]
+) -> dict[tuple[str, str], int]:
+    """How many timeline entries of each kind each of these contacts has (one statement)."""
+    if not contact_ids or not kinds:
+        return {}
+    rows = await conn.fetch(
+        "SELECT contact_id, kind, count(*) AS n FROM timeline "
+        "WHERE contact_id = ANY($1::text[]) AND kind = ANY($2::text[]) GROUP BY contact_id, kind",
+        list(contact_ids),
+        list(kinds),
+    )
+    return {(r["contact_id"], r["kind"]): int(r["n"]) for r in rows}
+
+
+async def recorded_events(
+    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of these (source, event id) are on a timeline already."""
+    if not keys:
+        return set()
+    rows = await conn.fetch(
+        """
+        SELECT t.source, t.event_id FROM timeline t
+        JOIN unnest($1::text[], $2::text[]) AS u (s, e) ON t.source = u.s AND t.event_id = u.e
+        """,
+        [source for source, _ in keys],
+        [event_id for _, event_id in keys],
+    )
+    return {(r["source"], r["event_id"]) for r in rows}
+
+
 @dataclass(frozen=True)
 class TimelineFilter:
     """Filters of a timeline query; lists match any of their values."""
