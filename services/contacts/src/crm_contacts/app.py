@@ -35,17 +35,8 @@ def create_app(settings: ContactsSettings | None = None) -> FastAPI:
     ctx = Context.from_settings(settings, load_lifecycle_rules(settings.lifecycle_rules_path))
     runtime = ServiceRuntime(settings, service="contacts", migrations=MIGRATIONS)
     # One group for every input topic: one join at start, one place to scale (replicas).
-    runtime.add_consumer(
-        f"events{settings.consumer_group_suffix}",
-        [
-            settings.interactions_raw_topic,
-            settings.cases_topic,
-            settings.campaigns_topic,
-            settings.scores_topic,
-            settings.privacy_topic,
-        ],
-        consumers.events_consumer(ctx),
-    )
+    events = consumers.events_consumer(ctx)
+    runtime.add_consumer(f"events{settings.consumer_group_suffix}", events.topics, events)
     app = create_service_app(
         settings=settings,
         title="contacts",

@@ -31,10 +31,6 @@ from crm_contacts.repository.contacts import (
     update_profile,
     update_stage,
 )
-from crm_contacts.repository.idempotency import (
-    store_response,
-    stored_response,
-)
 from crm_contacts.repository.privacy import (
     erase_contacts,
     erased_at,
@@ -107,8 +103,6 @@ __all__ = [
     "record_erasure_completion",
     "release_identifiers",
     "set_account",
-    "store_response",
-    "stored_response",
     "survivor_of",
     "timeline_page",
     "touch",
