@@ -7,37 +7,23 @@ topic (else it is dead-lettered, `unexpected_type`) and hands the events over.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-
-import asyncpg
-
 from crm_contacts import handlers
 from crm_contacts.handlers import Context
-from crm_contracts import CloudEvent
 from crm_contracts import campaigns as cm
 from crm_contracts import cases as cs
 from crm_contracts import interactions as it
 from crm_contracts import privacy as pv
 from crm_contracts import scores as sc
-from crm_kit.dispatch import Dispatch, EventHandler
-
-ContactsHandler = Callable[[asyncpg.Connection, Sequence[CloudEvent], Context], Awaitable[None]]
-
-
-def _given(ctx: Context, handler: ContactsHandler) -> EventHandler:
-    async def handle(conn: asyncpg.Connection, events: Sequence[CloudEvent]) -> None:
-        await handler(conn, events, ctx)
-
-    return handle
+from crm_kit.dispatch import Dispatch, with_context
 
 
 def events_consumer(ctx: Context) -> Dispatch:
     """Every input topic in one group: raw interactions to identity resolution; case,
     campaign and score events to the timeline and the 360; privacy events to erasure."""
     settings = ctx.settings
-    resolve = _given(ctx, handlers.resolve_interactions)
-    related = _given(ctx, handlers.record_related_events)
-    privacy = _given(ctx, handlers.record_privacy_events)
+    resolve = with_context(handlers.resolve_interactions, ctx)
+    related = with_context(handlers.record_related_events, ctx)
+    privacy = with_context(handlers.record_privacy_events, ctx)
     return Dispatch(
         {
             settings.interactions_raw_topic: {it.INTERACTION_RECORDED: resolve},

@@ -313,10 +313,6 @@ class ApiKeyPageOut(BaseModel):
     offset: int
 
 
-def _not_found(key_id: UUID) -> ProblemError:
-    return ProblemError(404, detail=f"There is no API key {key_id}.")
-
-
 @router.post(
     "/v1/api-keys",
     status_code=201,
@@ -361,10 +357,7 @@ async def list_api_keys(
 )
 async def get_api_key(key_id: UUID, principal: ApiKeysReader, pool: Pool) -> ApiKeyOut:
     """One key, without its secret."""
-    api_key = await handlers.get_api_key(pool=pool, key_id=key_id)
-    if api_key is None:
-        raise _not_found(key_id)
-    return ApiKeyOut.of(api_key)
+    return ApiKeyOut.of(await handlers.get_api_key(pool=pool, key_id=key_id))
 
 
 @router.delete(
@@ -375,6 +368,5 @@ async def get_api_key(key_id: UUID, principal: ApiKeysReader, pool: Pool) -> Api
 )
 async def revoke_api_key(key_id: UUID, principal: ApiKeysWriter, pool: Pool) -> Response:
     """Revoke a key: requests with it fail from now on. Revoking twice is harmless."""
-    if await handlers.revoke_api_key(pool=pool, key_id=key_id) is None:
-        raise _not_found(key_id)
+    await handlers.revoke_api_key(pool=pool, key_id=key_id)
     return Response(status_code=204)

@@ -1,8 +1,10 @@
 """Topic → event type dispatch: a table from each input topic's event types to their handler.
 
+    resolve = with_context(handlers.resolve_interactions, ctx)
+    related = with_context(handlers.record_related_events, ctx)
     dispatch = Dispatch({
         settings.interactions_raw_topic: {it.INTERACTION_RECORDED: resolve},
-        settings.cases_topic: dict.fromkeys(cs.EVENTS, record_related),
+        settings.cases_topic: dict.fromkeys(cs.EVENTS, related),
     })
     runtime.add_consumer("events", dispatch.topics, dispatch)
 
@@ -19,6 +21,7 @@ An event whose type is not in its topic's table is dead-lettered by the pipeline
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
 import asyncpg
 
@@ -28,6 +31,19 @@ from crm_kit.consumer import AfterCommit, Delivery, PermanentEventError
 # Applies events of the types it is registered for, in the runner's transaction; may return a
 # function to run once that transaction committed.
 EventHandler = Callable[[asyncpg.Connection, Sequence[CloudEvent]], Awaitable[AfterCommit | None]]
+C = TypeVar("C")
+
+
+def with_context(
+    handler: Callable[[asyncpg.Connection, Sequence[CloudEvent], C], Awaitable[AfterCommit | None]],
+    ctx: C,
+) -> EventHandler:
+    """A use case `handler(conn, events, ctx)` as an entry of the table."""
+
+    async def handle(conn: asyncpg.Connection, events: Sequence[CloudEvent]) -> AfterCommit | None:
+        return await handler(conn, events, ctx)
+
+    return handle
 
 
 class Dispatch:
