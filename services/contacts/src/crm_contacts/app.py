@@ -15,7 +15,6 @@ from crm_contacts import api, consumers
 from crm_contacts.domain import LifecycleRules, parse_lifecycle_rules
 from crm_contacts.handlers import Context
 from crm_contacts.settings import ContactsSettings
-from crm_kit.http import create_service_app
 from crm_kit.runtime import ServiceRuntime, serve
 from crm_kit.settings import load_settings
 
@@ -35,28 +34,9 @@ def create_app(settings: ContactsSettings | None = None) -> FastAPI:
     ctx = Context.from_settings(settings, load_lifecycle_rules(settings.lifecycle_rules_path))
     runtime = ServiceRuntime(settings, service="contacts", migrations=MIGRATIONS)
     # One group for every input topic: one join at start, one place to scale (replicas).
-    runtime.add_consumer(
-        f"events{settings.consumer_group_suffix}",
-        [
-            settings.interactions_raw_topic,
-            settings.cases_topic,
-            settings.campaigns_topic,
-            settings.scores_topic,
-            settings.privacy_topic,
-        ],
-        consumers.events_consumer(ctx),
-    )
-    app = create_service_app(
-        settings=settings,
-        title="contacts",
-        version=VERSION,
-        lifespan=runtime.lifespan,
-        readiness=runtime.readiness,
-    )
-    app.state.runtime = runtime
-    app.state.context = ctx
-    app.include_router(api.router)
-    return app
+    events = consumers.events_consumer(ctx)
+    runtime.add_consumer(f"events{settings.consumer_group_suffix}", events.topics, events)
+    return runtime.create_app(title="contacts", version=VERSION, router=api.router, context=ctx)
 
 
 def main() -> None:

@@ -1,69 +1,35 @@
-"""Kafka consumers of the contacts service: check the event type, hand over to a handler.
+"""Kafka consumers of the contacts service: a table from topic and event type to handler.
 
 The kit's ConsumerRunner opens the transaction, claims the events in the inbox and commits
-offsets after the database; these functions only dispatch.
+offsets after the database; the kit's Dispatch checks that each event's type belongs on its
+topic (else it is dead-lettered, `unexpected_type`) and hands the events over.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import asyncpg
-
 from crm_contacts import handlers
 from crm_contacts.handlers import Context
-from crm_contracts import CloudEvent
 from crm_contracts import campaigns as cm
 from crm_contracts import cases as cs
 from crm_contracts import interactions as it
 from crm_contracts import privacy as pv
 from crm_contracts import scores as sc
-from crm_kit.consumer import BatchHandler, Delivery, PermanentEventError
-
-RAW_TYPES = frozenset({it.INTERACTION_RECORDED})
-RELATED_TYPES = frozenset({*cs.EVENTS, *cm.EVENTS, sc.SCORE_CHANGED})
-PRIVACY_TYPES = frozenset(pv.EVENTS)
+from crm_kit.dispatch import Dispatch, with_context
 
 
-def _accepted_types(ctx: Context) -> dict[str, frozenset[str]]:
-    settings = ctx.settings
-    return {
-        settings.interactions_raw_topic: RAW_TYPES,
-        settings.cases_topic: frozenset(cs.EVENTS),
-        settings.campaigns_topic: frozenset(cm.EVENTS),
-        settings.scores_topic: frozenset({sc.SCORE_CHANGED}),
-        settings.privacy_topic: PRIVACY_TYPES,
-    }
-
-
-def _events_of(
-    deliveries: Sequence[Delivery], accepted: dict[str, frozenset[str]]
-) -> list[CloudEvent]:
-    for delivery in deliveries:
-        if delivery.event.type not in accepted.get(delivery.topic, frozenset()):
-            raise PermanentEventError(
-                f"{delivery.event.type} does not belong on {delivery.topic}",
-                reason="unexpected_type",
-            )
-    return [delivery.event for delivery in deliveries]
-
-
-def events_consumer(ctx: Context) -> BatchHandler:
+def events_consumer(ctx: Context) -> Dispatch:
     """Every input topic in one group: raw interactions to identity resolution; case,
     campaign and score events to the timeline and the 360; privacy events to erasure."""
-
-    accepted = _accepted_types(ctx)
-
-    async def handle(conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> None:
-        events = _events_of(deliveries, accepted)
-        raw = [e for e in events if e.type in RAW_TYPES]
-        related = [e for e in events if e.type in RELATED_TYPES]
-        privacy = [e for e in events if e.type in PRIVACY_TYPES]
-        if raw:
-            await handlers.resolve_interactions(conn, raw, ctx)
-        if related:
-            await handlers.record_related_events(conn, related, ctx)
-        if privacy:
-            await handlers.record_privacy_events(conn, privacy, ctx)
-
-    return handle
+    settings = ctx.settings
+    resolve = with_context(handlers.resolve_interactions, ctx)
+    related = with_context(handlers.record_related_events, ctx)
+    privacy = with_context(handlers.record_privacy_events, ctx)
+    return Dispatch(
+        {
+            settings.interactions_raw_topic: {it.INTERACTION_RECORDED: resolve},
+            settings.cases_topic: dict.fromkeys(cs.EVENTS, related),
+            settings.campaigns_topic: dict.fromkeys(cm.EVENTS, related),
+            settings.scores_topic: {sc.SCORE_CHANGED: related},
+            settings.privacy_topic: dict.fromkeys(pv.EVENTS, privacy),
+        }
+    )

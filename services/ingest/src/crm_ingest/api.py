@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, Query, Request, Response, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
@@ -21,7 +20,7 @@ from crm_kit.http import get_settings
 from crm_kit.inputs import Offset
 from crm_kit.logs import log_context
 from crm_kit.problems import FieldError, ProblemError, problem_responses
-from crm_kit.runtime import get_pool, get_producer
+from crm_kit.runtime import PoolDep, ProducerDep
 
 router = APIRouter()
 
@@ -48,7 +47,7 @@ _api_key_header = APIKeyHeader(
 
 async def authenticate_channel(
     request: Request,
-    pool: Annotated[asyncpg.Pool, Depends(get_pool)],
+    pool: PoolDep,
     header_key: Annotated[str | None, Security(_api_key_header)],
 ) -> ApiKey:
     """The active API key of the request (`X-API-Key` or `Authorization: ApiKey`), else 401."""
@@ -89,8 +88,6 @@ def _unauthorized(detail: str) -> ProblemError:
 
 
 Channel = Annotated[ApiKey, Depends(authenticate_channel)]
-Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
-Producer = Annotated[AIOKafkaProducer, Depends(get_producer)]
 Settings = Annotated[IngestSettings, Depends(get_ingest_settings)]
 ApiKeysReader = Annotated[Principal, Depends(require_scopes("apikeys:read"))]
 ApiKeysWriter = Annotated[Principal, Depends(require_scopes("apikeys:write"))]
@@ -185,7 +182,7 @@ _EVENTS_BODY: dict[str, Any] = {
     summary="Publish interactions (one CloudEvent or a batch)",
 )
 async def post_events(
-    request: Request, channel: Channel, producer: Producer, settings: Settings
+    request: Request, channel: Channel, producer: ProducerDep, settings: Settings
 ) -> JSONResponse:
     """Validate each event and publish the accepted ones to the raw interactions topic.
 
@@ -313,10 +310,6 @@ class ApiKeyPageOut(BaseModel):
     offset: int
 
 
-def _not_found(key_id: UUID) -> ProblemError:
-    return ProblemError(404, detail=f"There is no API key {key_id}.")
-
-
 @router.post(
     "/v1/api-keys",
     status_code=201,
@@ -324,7 +317,7 @@ def _not_found(key_id: UUID) -> ProblemError:
     summary="Create an API key for a channel",
 )
 async def create_api_key(
-    body: ApiKeyIn, principal: ApiKeysWriter, pool: Pool, response: Response
+    body: ApiKeyIn, principal: ApiKeysWriter, pool: PoolDep, response: Response
 ) -> CreatedApiKeyOut:
     """Create a key; several keys of one source can be active at once (rotation)."""
     api_key, key = await handlers.create_api_key(
@@ -341,7 +334,7 @@ async def create_api_key(
 )
 async def list_api_keys(
     principal: ApiKeysReader,
-    pool: Pool,
+    pool: PoolDep,
     source: Annotated[str | None, Query(max_length=domain.MAX_SOURCE_LENGTH)] = None,
     include_revoked: bool = False,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
@@ -359,12 +352,9 @@ async def list_api_keys(
     responses=problem_responses(401, 403, 404),
     summary="Show an API key",
 )
-async def get_api_key(key_id: UUID, principal: ApiKeysReader, pool: Pool) -> ApiKeyOut:
+async def get_api_key(key_id: UUID, principal: ApiKeysReader, pool: PoolDep) -> ApiKeyOut:
     """One key, without its secret."""
-    api_key = await handlers.get_api_key(pool=pool, key_id=key_id)
-    if api_key is None:
-        raise _not_found(key_id)
-    return ApiKeyOut.of(api_key)
+    return ApiKeyOut.of(await handlers.get_api_key(pool=pool, key_id=key_id))
 
 
 @router.delete(
@@ -373,8 +363,7 @@ async def get_api_key(key_id: UUID, principal: ApiKeysReader, pool: Pool) -> Api
     responses=problem_responses(401, 403, 404),
     summary="Revoke an API key",
 )
-async def revoke_api_key(key_id: UUID, principal: ApiKeysWriter, pool: Pool) -> Response:
+async def revoke_api_key(key_id: UUID, principal: ApiKeysWriter, pool: PoolDep) -> Response:
     """Revoke a key: requests with it fail from now on. Revoking twice is harmless."""
-    if await handlers.revoke_api_key(pool=pool, key_id=key_id) is None:
-        raise _not_found(key_id)
+    await handlers.revoke_api_key(pool=pool, key_id=key_id)
     return Response(status_code=204)

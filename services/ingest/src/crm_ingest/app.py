@@ -11,7 +11,6 @@ from fastapi import FastAPI
 
 from crm_ingest import api
 from crm_ingest.settings import IngestSettings
-from crm_kit.http import create_service_app
 from crm_kit.runtime import ServiceRuntime, serve
 from crm_kit.settings import load_settings
 
@@ -23,17 +22,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     """The ingest app; its lifespan migrates, then opens the pool and the producer."""
     settings = settings or IngestSettings()
     runtime = ServiceRuntime(settings, service="ingest", migrations=MIGRATIONS, outbox=False)
-    app = create_service_app(
-        settings=settings,
-        title="ingest",
-        version=VERSION,
-        readiness=runtime.readiness,
-        lifespan=runtime.lifespan,
-        max_body_bytes=settings.max_body_bytes,
+    return runtime.create_app(
+        title="ingest", version=VERSION, router=api.router, max_body_bytes=settings.max_body_bytes
     )
-    app.state.runtime = runtime
-    app.include_router(api.router)
-    return app
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from crm_ingest.app import MIGRATIONS
 from crm_ingest.domain import ApiKey
 from crm_ingest.settings import IngestSettings
 from crm_kit.db import create_pool
+from crm_kit.errors import NotFound
 from crm_kit.migrations import migrate
 from crm_kit.settings import load_settings
 
@@ -112,9 +113,10 @@ async def _list_keys(settings: IngestSettings, source: str | None, include_revok
 
 
 async def _revoke_key(settings: IngestSettings, key_id: UUID) -> int:
-    async with _database(settings) as pool:
-        api_key = await handlers.revoke_api_key(pool=pool, key_id=key_id)
-    if api_key is None:
+    try:
+        async with _database(settings) as pool:
+            api_key = await handlers.revoke_api_key(pool=pool, key_id=key_id)
+    except NotFound:
         print(f"crm_ingest: there is no API key {key_id}", file=sys.stderr)
         return 1
     print(_describe(api_key))

@@ -16,6 +16,7 @@ from crm_contracts import encode_binary
 from crm_ingest import domain, repository
 from crm_ingest.domain import AcceptedEvent, ApiKey, EventCheck, RejectedEvent
 from crm_kit import metrics
+from crm_kit.errors import NotFound
 from crm_kit.logs import log_context
 
 SERVICE = "ingest"
@@ -168,19 +169,24 @@ async def list_api_keys(
         )
 
 
-async def get_api_key(*, pool: asyncpg.Pool, key_id: UUID) -> ApiKey | None:
-    """One key, without its secret."""
+async def get_api_key(*, pool: asyncpg.Pool, key_id: UUID) -> ApiKey:
+    """One key, without its secret; NotFound if there is no such key."""
     async with pool.acquire() as conn:
-        return await repository.get_api_key(conn, key_id=key_id)
+        api_key = await repository.get_api_key(conn, key_id=key_id)
+    if api_key is None:
+        raise _no_such_key(key_id)
+    return api_key
 
 
-async def revoke_api_key(*, pool: asyncpg.Pool, key_id: UUID) -> ApiKey | None:
-    """Revoke a key at once (idempotent); None if there is no such key."""
+async def revoke_api_key(*, pool: asyncpg.Pool, key_id: UUID) -> ApiKey:
+    """Revoke a key at once (idempotent); NotFound if there is no such key."""
     async with pool.acquire() as conn:
         api_key = await repository.revoke_api_key(conn, key_id=key_id)
-    if api_key is not None:
-        log.info(
-            "api key revoked",
-            extra={"api_key_id": str(api_key.id), "prefix": api_key.prefix},
-        )
+    if api_key is None:
+        raise _no_such_key(key_id)
+    log.info("api key revoked", extra={"api_key_id": str(api_key.id), "prefix": api_key.prefix})
     return api_key
+
+
+def _no_such_key(key_id: UUID) -> NotFound:
+    return NotFound(f"There is no API key {key_id}.")

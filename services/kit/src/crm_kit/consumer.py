@@ -49,6 +49,7 @@ from aiokafka.structs import ConsumerRecord
 from crm_contracts import CloudEvent, EventDecodeError, dead_letter_topic, decode_record, topics
 from crm_kit import inbox
 from crm_kit.deadletters import count_attempt
+from crm_kit.errors import DomainError
 from crm_kit.health import BrokerCheck, Check, DatabaseCheck
 from crm_kit.kafka import new_consumer
 from crm_kit.logs import log_context
@@ -389,6 +390,8 @@ class BatchPipeline:
     async def _dead_letter_delivery(self, delivery: Delivery, exc: BaseException) -> None:
         if isinstance(exc, PermanentEventError):
             reason = exc.reason
+        elif isinstance(exc, DomainError):  # a use case refused: as final as the above
+            reason = exc.dead_letter_reason
         elif isinstance(exc, TRANSIENT_ERRORS):
             reason = "retries_exhausted"
         else:

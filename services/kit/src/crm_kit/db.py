@@ -1,8 +1,10 @@
-"""asyncpg pool with JSON codecs, and database creation for the embedded stack and tests."""
+"""asyncpg pool with JSON codecs, rows as dicts, and database creation for the embedded stack
+and tests."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -69,6 +71,17 @@ async def drop_database(admin_dsn: str, database: str) -> None:
         await conn.close()
 
 
-def record_to_dict(record: asyncpg.Record) -> dict[str, Any]:
-    """A plain dict of a row."""
-    return dict(record.items())
+def as_dict(record: asyncpg.Record | None) -> dict[str, Any] | None:
+    """One row as a plain dict (None stays None)."""
+    return None if record is None else dict(record.items())
+
+
+def as_dicts(records: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
+    """Rows as plain dicts."""
+    return [dict(r.items()) for r in records]
+
+
+def contains_pattern(text: str) -> str:
+    """A case-insensitive LIKE pattern matching `text` anywhere (`%`, `_`, `\\` escaped)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped.lower()}%"

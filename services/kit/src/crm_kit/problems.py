@@ -1,7 +1,9 @@
 """RFC 7807 `application/problem+json` error bodies for every HTTP API.
 
-Routes and handlers raise `ProblemError`; `install_problem_handlers(app)` turns it, FastAPI's
-`HTTPException`, request validation errors and unhandled exceptions into problem responses.
+Use cases raise domain errors (`crm_kit.errors`), routes may raise `ProblemError`;
+`install_problem_handlers(app)` turns both, FastAPI's `HTTPException`, request validation
+errors and unhandled exceptions into problem responses. A domain error answers the status of
+its class (`domain_problem`), its reason as the problem type, its extensions as members.
 Validation problems list field paths and messages only, never the submitted values (they can
 hold PII); 500s say nothing about the exception, which goes to the logs instead.
 
@@ -26,6 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from crm_kit.errors import Conflict, DomainError, Gone, InvalidCursor, InvalidInput, NotFound
 from crm_kit.logs import log_context
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -124,6 +127,22 @@ class ProblemError(Exception):
             errors=self.errors or None,
             **self.extensions,
         )
+
+
+# Most specific first: an InvalidCursor is an InvalidInput answered 400, not 422.
+_DOMAIN_STATUSES: tuple[tuple[type[DomainError], int], ...] = (
+    (InvalidCursor, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Gone, 410),
+    (InvalidInput, 422),
+)
+
+
+def domain_problem(error: DomainError) -> ProblemError:
+    """The problem a domain error answers over HTTP (a bare DomainError: 422)."""
+    status = next((code for kind, code in _DOMAIN_STATUSES if isinstance(error, kind)), 422)
+    return ProblemError(status, detail=error.detail, slug=error.reason, extensions=error.extensions)
 
 
 def problem_response(problem: Problem, *, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -232,6 +251,11 @@ async def _handle_problem_error(request: Request, exc: Exception) -> JSONRespons
     return problem_response(exc.to_problem(instance=request.url.path), headers=exc.headers)
 
 
+async def _handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return problem_response(domain_problem(exc).to_problem(instance=request.url.path))
+
+
 async def _handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     error = ProblemError(
@@ -279,6 +303,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error of `app` with an RFC 7807 problem body, and document them so."""
     app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
     app.add_exception_handler(ProblemError, _handle_problem_error)
+    app.add_exception_handler(DomainError, _handle_domain_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(Exception, _handle_unhandled)

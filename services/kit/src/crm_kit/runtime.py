@@ -1,9 +1,9 @@
 """Explicit wiring of one service process: migrations, pool, producer, outbox relay, consumers.
 
     runtime = ServiceRuntime(settings, service="contacts", migrations=MIGRATIONS)
-    runtime.add_consumer("identity", [INTERACTIONS_RAW], handlers.resolve_interactions)
-    app = create_service_app(settings=settings, ..., lifespan=runtime.lifespan,
-                             readiness=runtime.readiness)
+    events = consumers.events_consumer(ctx)            # a crm_kit.dispatch.Dispatch
+    runtime.add_consumer("events", events.topics, events)
+    app = runtime.create_app(title="contacts", version=VERSION, router=api.router, context=ctx)
     serve(app, settings)
 
 Start order is the prestart order: migrate, then open the pool and producer, then
@@ -21,11 +21,12 @@ from typing import Annotated, Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from crm_kit.consumer import BatchHandler, ConsumerRunner
 from crm_kit.db import create_pool
 from crm_kit.health import BrokerCheck, Cached, DatabaseCheck
+from crm_kit.http import DEFAULT_MAX_BODY_BYTES, create_service_app
 from crm_kit.kafka import start_producer
 from crm_kit.migrations import migrate
 from crm_kit.outbox import OutboxRelay
@@ -142,6 +143,32 @@ class ServiceRuntime:
             checks[f"consumer:{runner.name}"] = runner.ready
             checks[f"consumer:{runner.name}:advancing"] = runner.advancing
         return checks
+
+    def create_app(
+        self,
+        *,
+        title: str,
+        version: str,
+        router: APIRouter,
+        context: object | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> FastAPI:
+        """The service's app on this runtime: `create_service_app` with this lifespan and
+        readiness, `app.state.runtime`, `app.state.context` (what `context_of` hands routes)
+        and the service's routes."""
+        app = create_service_app(
+            settings=self.settings,
+            title=title,
+            version=version,
+            lifespan=self.lifespan,
+            readiness=self.readiness,
+            max_body_bytes=max_body_bytes,
+        )
+        app.state.runtime = self
+        if context is not None:
+            app.state.context = context
+        app.include_router(router)
+        return app
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:

@@ -6,13 +6,15 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from crm_contracts.scores import ScoreChanged, ScoreReason, Scores
+from crm_kit.api import context_of
 from crm_kit.auth import Principal, require_scopes
+from crm_kit.errors import NotFound
 from crm_kit.inputs import Instant, RowId
-from crm_kit.problems import ProblemError, problem_responses
+from crm_kit.problems import problem_responses
 from crm_kit.runtime import PoolDep
 from crm_scoring import repository as repo
 from crm_scoring.domain import score
@@ -28,12 +30,7 @@ ContactIdPath = Annotated[
 ScoreField = Literal["engagement", "clv", "churn_risk", "recency", "frequency", "monetary"]
 
 
-def _ctx(request: Request) -> Scoring:
-    ctx: Scoring = request.app.state.scoring
-    return ctx
-
-
-CtxDep = Annotated[Scoring, Depends(_ctx)]
+Ctx = Annotated[Scoring, Depends(context_of(Scoring))]
 
 
 class ContactScoresOut(BaseModel):
@@ -125,7 +122,7 @@ async def _survivor(conn: asyncpg.Connection, contact_id: str) -> str:
 async def get_scores(
     contact_id: ContactIdPath,
     principal: ScoresReader,
-    ctx: CtxDep,
+    ctx: Ctx,
     pool: PoolDep,
     as_of: Annotated[
         Instant | None,
@@ -137,7 +134,7 @@ async def get_scores(
         target = await _survivor(conn, contact_id)
         stored = await repo.contact(conn, target)
         if stored is None:
-            raise ProblemError(404, detail=f"No scores for contact {contact_id}.")
+            raise NotFound(f"No scores for contact {contact_id}.")
         merged = await repo.merged_into(conn, target)
         if as_of is not None:
             facts = (await repo.facts_of(conn, [target]))[target]
@@ -273,7 +270,7 @@ async def get_distribution(
 )
 async def post_reevaluate(
     principal: ScoresWriter,
-    ctx: CtxDep,
+    ctx: Ctx,
     pool: PoolDep,
     as_of: Annotated[
         Instant | None, Query(description="The moment to score for; now when absent.")

@@ -102,7 +102,7 @@ def create_app(
         lifespan=lifespan,
         readiness=readiness,
     )
-    app.state.scoring = ctx
+    app.state.context = ctx
     app.state.runtime = runtime
     app.state.worker = worker
     app.include_router(api.router)

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from crm_contacts import handlers
-from crm_contacts.api.dependencies import IdempotencyKey, Reader, Writer
-from crm_contacts.api.models import MAX_PAGE, Input, Page, Text, created
+from crm_contacts.api.dependencies import Reader, Writer
+from crm_contacts.api.models import Text
+from crm_kit.api import MAX_PAGE, IdempotencyKey, Input, Page, created
+from crm_kit.idempotency import IdempotentPost
 from crm_kit.problems import problem_responses
 from crm_kit.runtime import ConnectionDep
 
@@ -61,7 +63,7 @@ async def create_account(
         name=body.name,
         domain_name=None if body.domain is None else body.domain.lower(),
         industry=body.industry,
-        post=handlers.IdempotentPost.of(
+        post=IdempotentPost.of(
             body, principal=principal.subject, operation="create_account", key=idempotency_key
         ),
         render=AccountOut.from_row,

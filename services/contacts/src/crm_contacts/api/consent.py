@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from crm_contacts import handlers
 from crm_contacts.api.dependencies import Ctx, Reader, Writer
-from crm_contacts.api.models import Input, Reason
+from crm_contacts.api.models import Reason
 from crm_contracts.base import Channel
+from crm_kit.api import Input, in_transaction
 from crm_kit.http import CorrelationIdDep
 from crm_kit.problems import problem_responses
 from crm_kit.runtime import ConnectionDep
@@ -75,19 +76,19 @@ async def set_consent(
     correlation_id: CorrelationIdDep,
 ) -> ConsentView:
     """Record consent for a purpose (and channel); emits contact.consent_changed on change."""
-    async with conn.transaction():
-        consents = await handlers.set_consent(
-            conn,
-            ctx,
-            contact_id=contact_id,
-            channel=None if body.channel is None else body.channel.value,
-            purpose=body.purpose,
-            granted=body.granted,
-            note=body.note,
-            actor=principal.subject,
-            correlation_id=correlation_id,
-        )
-        return ConsentView.from_consents(consents)
+    consents = await in_transaction(
+        conn,
+        handlers.set_consent,
+        ctx,
+        contact_id=contact_id,
+        channel=None if body.channel is None else body.channel.value,
+        purpose=body.purpose,
+        granted=body.granted,
+        note=body.note,
+        actor=principal.subject,
+        correlation_id=correlation_id,
+    )
+    return ConsentView.from_consents(consents)
 
 
 @router.get(

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field, model_validator
 
 from crm_contacts import domain, handlers
-from crm_contacts.api.dependencies import Ctx, IdempotencyKey, Reader, Writer
-from crm_contacts.api.models import MAX_PAGE, Input, Page, Reason, Text, created
+from crm_contacts.api.dependencies import Ctx, Reader, Writer
+from crm_contacts.api.models import Reason, Text
 from crm_contracts.base import ShortScalar
 from crm_contracts.contacts import IdentityType, LifecycleStage
+from crm_kit.api import MAX_PAGE, IdempotencyKey, Input, Page, created, in_transaction
 from crm_kit.http import CorrelationIdDep
+from crm_kit.idempotency import IdempotentPost
 from crm_kit.inputs import Instant
 from crm_kit.problems import ProblemError, problem_responses
 from crm_kit.runtime import ConnectionDep
@@ -187,7 +189,7 @@ async def create_contact(
         conn,
         ctx,
         _new_contact(body, ctx.settings.default_phone_region),
-        post=handlers.IdempotentPost.of(
+        post=IdempotentPost.of(
             body, principal=principal.subject, operation="create_contact", key=idempotency_key
         ),
         render=ContactOut.from_details,
@@ -262,11 +264,15 @@ async def update_contact(
 ) -> ContactOut:
     """Change profile fields or the account link; emits contact.updated."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    async with conn.transaction():
-        contact = await handlers.update_contact(
-            conn, ctx, contact_id=contact_id, changes=changes, correlation_id=correlation_id
-        )
-        return ContactOut.from_details(contact)
+    contact = await in_transaction(
+        conn,
+        handlers.update_contact,
+        ctx,
+        contact_id=contact_id,
+        changes=changes,
+        correlation_id=correlation_id,
+    )
+    return ContactOut.from_details(contact)
 
 
 @router.delete(
@@ -283,13 +289,13 @@ async def delete_contact(
     body: DeleteIn | None = None,
 ) -> Response:
     """Soft-delete a contact (not an erasure); emits contact.deleted."""
-    async with conn.transaction():
-        await handlers.delete_contact(
-            conn,
-            ctx,
-            contact_id=contact_id,
-            reason=None if body is None else body.reason,
-            actor=principal.subject,
-            correlation_id=correlation_id,
-        )
+    await in_transaction(
+        conn,
+        handlers.delete_contact,
+        ctx,
+        contact_id=contact_id,
+        reason=None if body is None else body.reason,
+        actor=principal.subject,
+        correlation_id=correlation_id,
+    )
     return Response(status_code=204)

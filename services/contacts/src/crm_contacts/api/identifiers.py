@@ -14,8 +14,9 @@ from pydantic import Field
 from crm_contacts import handlers
 from crm_contacts.api.contacts import ContactOut, parse_identifier
 from crm_contacts.api.dependencies import Ctx, Writer
-from crm_contacts.api.models import Input, Reason
+from crm_contacts.api.models import Reason
 from crm_contracts.contacts import IdentityType
+from crm_kit.api import Input, in_transaction
 from crm_kit.http import CorrelationIdDep
 from crm_kit.problems import problem_responses
 from crm_kit.runtime import ConnectionDep
@@ -58,15 +59,15 @@ async def link_identifier(
     """Add an identifier to the contact; emits contact.identity_linked. One that belongs to
     another contact is a 409 naming it (merge them if they are one person)."""
     identifier = parse_identifier(body.kind, body.value, ctx.settings.default_phone_region)
-    async with conn.transaction():
-        contact, linked = await handlers.link_identifier(
-            conn,
-            ctx,
-            contact_id=contact_id,
-            identifier=identifier,
-            actor=principal.subject,
-            correlation_id=correlation_id,
-        )
+    contact, linked = await in_transaction(
+        conn,
+        handlers.link_identifier,
+        ctx,
+        contact_id=contact_id,
+        identifier=identifier,
+        actor=principal.subject,
+        correlation_id=correlation_id,
+    )
     if not linked:
         response.status_code = status.HTTP_200_OK
     return ContactOut.from_details(contact)
@@ -88,14 +89,14 @@ async def unlink_identifier(
     """Take an identifier off the contact; emits contact.identity_unlinked. Later events that
     carry it alone no longer find this contact."""
     identifier = parse_identifier(body.kind, body.value, ctx.settings.default_phone_region)
-    async with conn.transaction():
-        contact = await handlers.unlink_identifier(
-            conn,
-            ctx,
-            contact_id=contact_id,
-            identifier=identifier,
-            reason=body.reason,
-            actor=principal.subject,
-            correlation_id=correlation_id,
-        )
+    contact = await in_transaction(
+        conn,
+        handlers.unlink_identifier,
+        ctx,
+        contact_id=contact_id,
+        identifier=identifier,
+        reason=body.reason,
+        actor=principal.subject,
+        correlation_id=correlation_id,
+    )
     return ContactOut.from_details(contact)

@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from crm_contacts import handlers
 from crm_contacts.api.contacts import ContactOut
 from crm_contacts.api.dependencies import Ctx, Writer
-from crm_contacts.api.models import Input, Reason
+from crm_contacts.api.models import Reason
 from crm_contracts.contacts import LifecycleStage
+from crm_kit.api import Input, in_transaction
 from crm_kit.http import CorrelationIdDep
 from crm_kit.problems import problem_responses
 from crm_kit.runtime import ConnectionDep
@@ -35,14 +36,14 @@ async def set_stage(
     correlation_id: CorrelationIdDep,
 ) -> ContactOut:
     """Set the lifecycle stage by hand (backwards too); emits contact.lifecycle_changed."""
-    async with conn.transaction():
-        contact = await handlers.set_stage(
-            conn,
-            ctx,
-            contact_id=contact_id,
-            stage=body.stage,
-            reason=body.reason,
-            actor=principal.subject,
-            correlation_id=correlation_id,
-        )
-        return ContactOut.from_details(contact)
+    contact = await in_transaction(
+        conn,
+        handlers.set_stage,
+        ctx,
+        contact_id=contact_id,
+        stage=body.stage,
+        reason=body.reason,
+        actor=principal.subject,
+        correlation_id=correlation_id,
+    )
+    return ContactOut.from_details(contact)

@@ -15,8 +15,9 @@ from crm_contacts.api.accounts import AccountOut
 from crm_contacts.api.consent import ConsentOut
 from crm_contacts.api.contacts import ContactOut
 from crm_contacts.api.dependencies import Ctx, Eraser
-from crm_contacts.api.models import Input, Reason
+from crm_contacts.api.models import Reason
 from crm_contacts.api.timeline import CaseOut, EnrolmentOut, ScoresOut, TimelineEntryOut
+from crm_kit.api import Input, in_transaction
 from crm_kit.http import CorrelationIdDep
 from crm_kit.problems import problem_responses
 from crm_kit.runtime import ConnectionDep
@@ -103,15 +104,15 @@ async def erase_contact(
     body: EraseIn | None = None,
 ) -> JSONResponse:
     """Erase the person here now and ask every service to (202; 200 if already erased)."""
-    async with conn.transaction():
-        erasure = await handlers.erase_contact(
-            conn,
-            ctx,
-            contact_id=contact_id,
-            requested_by=principal.subject,
-            reason=None if body is None else body.reason,
-            correlation_id=correlation_id,
-        )
+    erasure = await in_transaction(
+        conn,
+        handlers.erase_contact,
+        ctx,
+        contact_id=contact_id,
+        requested_by=principal.subject,
+        reason=None if body is None else body.reason,
+        correlation_id=correlation_id,
+    )
     out = ErasureOut(**erasure.status)
     return JSONResponse(
         out.model_dump(mode="json"),

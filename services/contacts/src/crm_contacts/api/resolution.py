@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 from crm_contacts import handlers
 from crm_contacts.api.contacts import ContactOut
 from crm_contacts.api.dependencies import Ctx, Writer
-from crm_contacts.api.models import ContactIdPath, Input, Reason
+from crm_contacts.api.models import ContactIdPath, Reason
+from crm_kit.api import Input, in_transaction
 from crm_kit.http import CorrelationIdDep
 from crm_kit.problems import problem_responses
 from crm_kit.runtime import ConnectionDep
@@ -50,16 +51,16 @@ async def merge_contacts(
     correlation_id: CorrelationIdDep,
 ) -> ContactOut:
     """Fold other contacts into this one by hand; emits contact.merged."""
-    async with conn.transaction():
-        survivor = await handlers.merge_by_hand(
-            conn,
-            ctx,
-            survivor_id=contact_id,
-            merged_ids=body.merged_ids,
-            actor=principal.subject,
-            correlation_id=correlation_id,
-        )
-        return ContactOut.from_details(survivor)
+    survivor = await in_transaction(
+        conn,
+        handlers.merge_by_hand,
+        ctx,
+        survivor_id=contact_id,
+        merged_ids=body.merged_ids,
+        actor=principal.subject,
+        correlation_id=correlation_id,
+    )
+    return ContactOut.from_details(survivor)
 
 
 @router.post(
@@ -76,17 +77,17 @@ async def unmerge_contact(
     correlation_id: CorrelationIdDep,
 ) -> UnmergeOut:
     """Split a wrongly merged contact back off; emits contact.unmerged."""
-    async with conn.transaction():
-        survivor, restored = await handlers.unmerge(
-            conn,
-            ctx,
-            survivor_id=contact_id,
-            merged_id=body.merged_id,
-            reason=body.reason,
-            actor=principal.subject,
-            correlation_id=correlation_id,
-        )
-        return UnmergeOut(
-            survivor=ContactOut.from_details(survivor),
-            restored=ContactOut.from_details(restored),
-        )
+    survivor, restored = await in_transaction(
+        conn,
+        handlers.unmerge,
+        ctx,
+        survivor_id=contact_id,
+        merged_id=body.merged_id,
+        reason=body.reason,
+        actor=principal.subject,
+        correlation_id=correlation_id,
+    )
+    return UnmergeOut(
+        survivor=ContactOut.from_details(survivor),
+        restored=ContactOut.from_details(restored),
+    )

@@ -13,7 +13,7 @@ from crm_contacts.api.accounts import AccountOut
 from crm_contacts.api.consent import ConsentOut
 from crm_contacts.api.contacts import ContactOut
 from crm_contacts.api.dependencies import Ctx, Reader
-from crm_contacts.api.models import MAX_PAGE, Page
+from crm_kit.api import MAX_PAGE, Page
 from crm_kit.inputs import Instant
 from crm_kit.problems import problem_responses
 from crm_kit.runtime import ConnectionDep

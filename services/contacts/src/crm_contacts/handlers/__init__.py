@@ -3,7 +3,9 @@
 Each takes the caller's connection inside the caller's transaction (the consumer runner's for
 events, the route's for commands), decides with `domain`, writes with `repository`, and adds
 the events it causes to the outbox in the same transaction. The exception: an idempotent POST
-(`create_contact_once`, `create_account_once`) runs in a transaction of its own, retried once.
+(`create_contact_once`, `create_account_once`) runs in a transaction of its own, retried once
+(the kit's `answer_once`). Refusals are the kit's domain errors (`crm_kit.errors`). Cursor
+pages and idempotent POSTs are the kit's (`crm_kit.pages`, `crm_kit.idempotency`).
 
     resolution   raw interactions to contacts; merges and unmerges
     contacts     contacts by hand: create, change, delete, read, search
@@ -15,8 +17,6 @@ the events it causes to the outbox in the same transaction. The exception: an id
     accounts     companies
     context      settings and rules, the outbox publisher, new ids
     lookups      the contact an id names now, and its details
-    pages        keyset cursors
-    idempotency  POSTs with an Idempotency-Key
 """
 
 from crm_contacts.handlers.accounts import create_account_once, get_account, list_accounts
@@ -31,11 +31,9 @@ from crm_contacts.handlers.contacts import (
     update_contact,
 )
 from crm_contacts.handlers.context import Context
-from crm_contacts.handlers.idempotency import Answer, IdempotentPost
 from crm_contacts.handlers.identifiers import link_identifier, unlink_identifier
 from crm_contacts.handlers.lifecycle import set_stage
 from crm_contacts.handlers.lookups import ContactDetails
-from crm_contacts.handlers.pages import RowPage
 from crm_contacts.handlers.privacy import (
     Export,
     erase_contact,
@@ -52,15 +50,12 @@ from crm_contacts.handlers.timeline import (
 )
 
 __all__ = [
-    "Answer",
     "Consents",
     "Contact360",
     "ContactDetails",
     "Context",
     "Export",
-    "IdempotentPost",
     "NewContact",
-    "RowPage",
     "create_account_once",
     "create_contact_once",
     "delete_contact",

@@ -11,9 +11,9 @@ from pydantic import BaseModel
 
 from crm_contacts import repository as repo
 from crm_contacts.handlers.context import new_id
-from crm_contacts.handlers.idempotency import Answer, IdempotentPost, answer_once
-from crm_contacts.handlers.pages import RowPage, decode_cursor, page_of
-from crm_kit.problems import ProblemError
+from crm_kit.errors import Conflict, NotFound
+from crm_kit.idempotency import Answer, IdempotentPost, answer_once
+from crm_kit.pages import RowPage, decode_cursor, page_of
 
 
 async def account_for_company(conn: asyncpg.Connection, company: Any) -> dict[str, Any] | None:
@@ -26,14 +26,13 @@ async def account_for_company(conn: asyncpg.Connection, company: Any) -> dict[st
 async def create_account(
     conn: asyncpg.Connection, *, name: str, domain_name: str | None, industry: str | None
 ) -> dict[str, Any]:
-    """Create an account; 409 when its domain belongs to another."""
+    """Create an account; Conflict when its domain belongs to another."""
     if domain_name is not None:
         existing = await repo.account_by_domain(conn, domain_name)
         if existing is not None:
-            raise ProblemError(
-                409,
-                detail="An account with this domain exists.",
-                slug="account-exists",
+            raise Conflict(
+                "An account with this domain exists.",
+                reason="account-exists",
                 extensions={"account_id": existing["id"]},
             )
     return await repo.insert_account(
@@ -61,10 +60,10 @@ async def create_account_once(
 
 
 async def get_account(conn: asyncpg.Connection, account_id: str) -> dict[str, Any]:
-    """One account, or 404."""
+    """One account, or NotFound."""
     row = await repo.get_account(conn, account_id)
     if row is None:
-        raise ProblemError(404, detail="No account with this id.")
+        raise NotFound("No account with this id.")
     return row
 
 

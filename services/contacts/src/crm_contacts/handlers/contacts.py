@@ -15,7 +15,6 @@ from crm_contacts import domain
 from crm_contacts import repository as repo
 from crm_contacts.domain import Identifier
 from crm_contacts.handlers.context import Context, Publisher, new_id
-from crm_contacts.handlers.idempotency import Answer, IdempotentPost, answer_once
 from crm_contacts.handlers.lifecycle import lifecycle_changed
 from crm_contacts.handlers.lookups import (
     ContactDetails,
@@ -24,9 +23,10 @@ from crm_contacts.handlers.lookups import (
     contact_or_fail,
     resolve_contact,
 )
-from crm_contacts.handlers.pages import RowPage, decode_cursor, page_of
 from crm_contracts import contacts as ct
-from crm_kit.problems import ProblemError
+from crm_kit.errors import Conflict, InvalidInput
+from crm_kit.idempotency import Answer, IdempotentPost, answer_once
+from crm_kit.pages import RowPage, decode_cursor, page_of
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +81,18 @@ async def create_contact(
     actor: str,
     correlation_id: str,
 ) -> dict[str, Any]:
-    """Create a contact; 409 when one of its identifiers already belongs to someone."""
+    """Create a contact; Conflict when one of its identifiers already belongs to someone."""
     taken = await repo.find_identifiers(conn, command.identifiers)
     active = [link for link in taken if link.contact_status == "active"]
     if active:
-        raise ProblemError(
-            409,
-            detail=f"The {active[0].identifier.kind.value} already belongs to a contact.",
-            slug="identifier-taken",
+        raise Conflict(
+            f"The {active[0].identifier.kind.value} already belongs to a contact.",
+            reason="identifier-taken",
             extensions={"contact_id": active[0].contact.id},
         )
     await repo.release_identifiers(conn, [link.identifier for link in taken])
     if command.account_id is not None and await repo.get_account(conn, command.account_id) is None:
-        raise ProblemError(422, detail="No account with this id.", slug="unknown-account")
+        raise InvalidInput("No account with this id.", reason="unknown-account")
     stage = command.stage or ctx.lifecycle.initial_stage
     contact_id = new_id("c")
     row = await repo.insert_contact(
@@ -179,7 +178,7 @@ async def update_contact(
     account_id = changes.get("account_id", _UNSET)
     if account_id is not _UNSET and account_id != contact.get("account_id"):
         if account_id is not None and await repo.get_account(conn, account_id) is None:
-            raise ProblemError(422, detail="No account with this id.", slug="unknown-account")
+            raise InvalidInput("No account with this id.", reason="unknown-account")
         await repo.set_account(conn, target, account_id)
         changed.append("account_id")
     if changed:

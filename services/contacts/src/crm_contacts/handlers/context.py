@@ -1,19 +1,19 @@
 """What every use case shares: the Context (settings and parsed rules), the Publisher that
-writes the events of one transaction to the outbox, and new ids."""
+writes the events of one transaction to the outbox (the kit's, from the contacts source),
+and new ids."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
 from pydantic import BaseModel
 
 from crm_contacts.domain import LifecycleRules, MergeRules
 from crm_contacts.settings import ContactsSettings
-from crm_contracts import CloudEvent, new_event
-from crm_kit.outbox import OutboxMessage, enqueue, event_message
+from crm_contracts import CloudEvent
+from crm_kit import publisher as kit_publisher
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,8 @@ class Context:
         return self.settings.erasure_hmac_key.get_secret_value().encode()
 
 
-@dataclass
-class Publisher:
-    """The events of one transaction, written to the outbox together.
+class Publisher(kit_publisher.Publisher):
+    """The events of one use case, from the contacts source, written to the outbox together.
 
     Their `time` (DESIGN.md, pattern 7): everything an interaction leads to carries the
     interaction's time, which is the default when `cause` is given. `interaction.resolved`
@@ -49,39 +48,9 @@ class Publisher:
     out, even when another service's request caused it.
     """
 
-    ctx: Context
-    correlation_id: str | None = None
-    messages: list[OutboxMessage] = field(default_factory=list)
-
-    def publish(
-        self,
-        topic: str,
-        type: str,
-        data: BaseModel,
-        *,
-        key: str,
-        cause: CloudEvent | None = None,
-        at: int | None = None,
-        time: datetime | None = None,
-    ) -> CloudEvent:
-        """Queue an event; `at` puts it before the messages queued since that index.
-
-        `time` defaults to the cause's time, or now without a cause (see the class).
-        """
-        event = new_event(
-            type,
-            data,
-            source=self.ctx.settings.source,
-            cause=cause,
-            correlationid=None if cause is not None else self.correlation_id,
-            time=time if time is not None else (cause.time if cause is not None else None),
-        )
-        message = event_message(topic, event, key=key)
-        if at is None:
-            self.messages.append(message)
-        else:
-            self.messages.insert(at, message)
-        return event
+    def __init__(self, ctx: Context, correlation_id: str | None = None) -> None:
+        super().__init__(ctx.settings.source, correlation_id)
+        self.ctx = ctx
 
     def contact_event(
         self,
@@ -97,10 +66,6 @@ class Publisher:
         return self.publish(
             self.ctx.settings.contacts_topic, type, data, key=key, cause=cause, at=at, time=time
         )
-
-    async def flush(self, conn: asyncpg.Connection) -> None:
-        await enqueue(conn, self.messages)
-        self.messages = []
 
 
 def new_id(prefix: str) -> str:

@@ -17,17 +17,16 @@ from crm_contacts.handlers.lookups import (
     contact_or_fail,
 )
 from crm_contracts import contacts as ct
-from crm_kit.problems import ProblemError
+from crm_kit.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
 
-def _taken(identifier: Identifier, owner: str) -> ProblemError:
-    return ProblemError(
-        409,
-        detail=f"The {identifier.kind.value} already belongs to another contact; "
+def _taken(identifier: Identifier, owner: str) -> Conflict:
+    return Conflict(
+        f"The {identifier.kind.value} already belongs to another contact; "
         "merge the two if they are one person.",
-        slug="identifier-taken",
+        reason="identifier-taken",
         extensions={"contact_id": owner},
     )
 
@@ -43,7 +42,7 @@ async def link_identifier(
 ) -> tuple[ContactDetails, bool]:
     """Point an identifier at the contact; False when it already did (nothing changes).
 
-    An identifier of another active contact is a 409 naming that contact; one left by a
+    An identifier of another active contact is a Conflict naming that contact; one left by a
     deleted contact is taken over, as when a contact is created."""
     contact = await active_contact(conn, contact_id)
     target = str(contact["id"])
@@ -59,8 +58,8 @@ async def link_identifier(
         )
     except asyncpg.UniqueViolationError:
         # An interaction linked it to someone a moment ago; the agent sees who on a retry.
-        raise ProblemError(
-            409, detail="The identifier was linked meanwhile; try again.", slug="identifier-taken"
+        raise Conflict(
+            "The identifier was linked meanwhile; try again.", reason="identifier-taken"
         ) from None
     await repo.touch(conn, target)
     out = Publisher(ctx, correlation_id=correlation_id)
@@ -87,15 +86,13 @@ async def unlink_identifier(
     correlation_id: str,
 ) -> ContactDetails:
     """Take an identifier off the contact: later events carrying it alone no longer find
-    this contact (404 when it does not point at the contact)."""
+    this contact (NotFound when it does not point at the contact)."""
     contact = await active_contact(conn, contact_id)
     target = str(contact["id"])
     links = await repo.find_identifiers(conn, [identifier])
     if not links or links[0].contact.id != target:
-        raise ProblemError(
-            404,
-            detail=f"The contact has no such {identifier.kind.value}.",
-            slug="identifier-not-found",
+        raise NotFound(
+            f"The contact has no such {identifier.kind.value}.", reason="identifier-not-found"
         )
     await repo.release_identifiers(conn, [identifier])
     await repo.touch(conn, target)

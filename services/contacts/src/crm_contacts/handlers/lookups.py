@@ -1,4 +1,4 @@
-"""The contact an id names now (404 if unknown, 410 if deleted or erased; locked for a
+"""The contact an id names now (NotFound if unknown, Gone if deleted or erased; locked for a
 change), and the details the API shows of it."""
 
 from __future__ import annotations
@@ -9,35 +9,35 @@ from typing import Any
 import asyncpg
 
 from crm_contacts import repository as repo
-from crm_kit.problems import ProblemError
+from crm_kit.errors import Conflict, Gone, NotFound
 
 
 async def contact_or_fail(conn: asyncpg.Connection, contact_id: str) -> dict[str, Any]:
-    """A contact row, or 404."""
+    """A contact row, or NotFound."""
     row = await repo.get_contact(conn, contact_id)
     if row is None:
-        raise ProblemError(404, detail="No contact with this id.")
+        raise NotFound("No contact with this id.")
     return row
 
 
 async def resolve_contact(conn: asyncpg.Connection, contact_id: str) -> dict[str, Any]:
-    """The contact an id names now: a merged id answers for its survivor; 404 or 410."""
+    """The contact an id names now: a merged id answers for its survivor; NotFound or Gone."""
     row = await repo.survivor_of(conn, contact_id)
     if row is None:
-        raise ProblemError(404, detail="No contact with this id.")
+        raise NotFound("No contact with this id.")
     if row["status"] == "deleted":
-        raise ProblemError(410, detail="The contact was deleted.", slug="contact-deleted")
+        raise Gone("The contact was deleted.", reason="contact-deleted")
     if row["status"] == "erased":
-        raise ProblemError(410, detail="The contact was erased.", slug="contact-erased")
+        raise Gone("The contact was erased.", reason="contact-erased")
     return row
 
 
 async def active_contact(conn: asyncpg.Connection, contact_id: str) -> dict[str, Any]:
-    """The contact an id names now, locked for a change; 409 if it stopped being active."""
+    """The contact an id names now, locked for a change; Conflict if it stopped being active."""
     row = await resolve_contact(conn, contact_id)
     locked = await repo.lock_contacts(conn, [str(row["id"])])
     if not locked or locked[0]["status"] != "active":
-        raise ProblemError(409, detail="The contact changed meanwhile; try again.")
+        raise Conflict("The contact changed meanwhile; try again.")
     return locked[0]
 
 

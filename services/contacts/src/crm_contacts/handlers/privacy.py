@@ -20,7 +20,7 @@ from crm_contracts import CloudEvent
 from crm_contracts import contacts as ct
 from crm_contracts import privacy as pv
 from crm_kit import metrics
-from crm_kit.problems import ProblemError
+from crm_kit.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ async def erase_contact(
     """Erase a person here and ask every other service to do the same (idempotent)."""
     contact = await repo.survivor_of(conn, contact_id)
     if contact is None:
-        raise ProblemError(404, detail="No contact with this id.")
+        raise NotFound("No contact with this id.")
     target = str(contact["id"])
     if contact["status"] == "erased":
         done = await repo.erasure_of_contact(conn, target)
@@ -180,7 +180,7 @@ async def erasure_status(conn: asyncpg.Connection, request_id: str) -> dict[str,
     """An erasure request and which services reported it done."""
     request = await repo.get_erasure(conn, request_id)
     if request is None:
-        raise ProblemError(404, detail="No erasure request with this id.")
+        raise NotFound("No erasure request with this id.")
     return {**request, "completed_by": await repo.erasure_completions(conn, request_id)}
 
 
@@ -202,7 +202,7 @@ async def export_contact(conn: asyncpg.Connection, contact_id: str) -> Export:
     """Everything held about the person, erased contacts included; call it in one snapshot."""
     row = await repo.survivor_of(conn, contact_id)
     if row is None:
-        raise ProblemError(404, detail="No contact with this id.")
+        raise NotFound("No contact with this id.")
     target = str(row["id"])
     ids = [target, *await repo.merged_into(conn, target)]
     account = None

@@ -16,13 +16,13 @@ from crm_contacts import repository as repo
 from crm_contacts.domain import TimelineEntry
 from crm_contacts.handlers.context import Context
 from crm_contacts.handlers.lookups import ContactDetails, contact_details, resolve_contact
-from crm_contacts.handlers.pages import RowPage, decode_cursor, page_of
 from crm_contracts import CloudEvent
 from crm_contracts import campaigns as cm
 from crm_contracts import cases as cs
 from crm_contracts import scores as sc
 from crm_kit import metrics
 from crm_kit.consumer import PermanentEventError
+from crm_kit.pages import RowPage, decode_cursor, page_of
 
 SKIPPED = metrics.counter(
     "crm_contacts_events_skipped_total",

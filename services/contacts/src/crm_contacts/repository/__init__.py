@@ -39,10 +39,6 @@ from crm_contacts.repository.contacts import (
     update_profile,
     update_stage,
 )
-from crm_contacts.repository.idempotency import (
-    store_response,
-    stored_response,
-)
 from crm_contacts.repository.privacy import (
     erase_contacts,
     erased_at,
@@ -134,8 +130,6 @@ __all__ = [
     "recorded_events",
     "release_identifiers",
     "set_account",
-    "store_response",
-    "stored_response",
     "survivor_of",
     "timeline_page",
     "touch",

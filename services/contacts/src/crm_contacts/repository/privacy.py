@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from crm_contacts.repository.rows import as_dict, as_dicts
-from crm_kit import outbox
+from crm_kit import idempotency, outbox
 
 
 async def erased_at(conn: asyncpg.Connection, digests: Sequence[str]) -> datetime | None:
@@ -57,12 +57,13 @@ async def erase_contacts(
         "UPDATE cases SET title = NULL WHERE contact_id = ANY($1::text[]) AND title IS NOT NULL",
         "UPDATE merges SET unmerge_reason = NULL WHERE (survivor_id = ANY($1::text[]) "
         "OR merged_id = ANY($1::text[])) AND unmerge_reason IS NOT NULL",
-        "DELETE FROM api_idempotency WHERE contact_id = ANY($1::text[])",
     )
     for statement in statements:
         status = await conn.execute(statement, ids)
         touched += int(status.rsplit(" ", 1)[-1])
-    # Events about the person in the outbox (profiles in contact.created...) go too.
+    # Answers of POSTs about the person, and events about them in the outbox (profiles in
+    # contact.created...) go too.
+    touched += await idempotency.forget(conn, ids)
     await outbox.forget(conn, ids)
     await conn.execute(
         "INSERT INTO erasures (request_id, contact_id, requested_by, requested_at) "

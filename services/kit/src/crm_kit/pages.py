@@ -1,4 +1,9 @@
-"""Keyset pages of rows: opaque cursors and where the next page starts."""
+"""Keyset pages of rows: opaque cursors and where the next page starts.
+
+after = decode_cursor(cursor, datetime, str) if cursor else None   # InvalidCursor: 400
+rows = await repo.list_accounts(conn, after=after, limit=limit + 1)
+return page_of(rows, limit, "created_at", "id")
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from crm_contracts.storable import first_problem
-from crm_kit.problems import ProblemError
+from crm_kit.errors import InvalidCursor
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,8 @@ def encode_cursor(*values: Any) -> str:
 
 
 def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
-    """The sort key a cursor holds, checked against `types`; 400 when it is not one of ours."""
+    """The sort key a cursor holds, checked against `types`; InvalidCursor when it is not
+    one of ours."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -47,7 +53,7 @@ def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
             raise ValueError  # a forged cursor: nothing in it may reach Postgres unchecked
         return tuple(out)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ProblemError(400, detail="The cursor is not valid.", slug="invalid-cursor") from None
+        raise InvalidCursor("The cursor is not valid.") from None
 
 
 def page_of(rows: Sequence[dict[str, Any]], limit: int, *key: str) -> RowPage:
