@@ -19,7 +19,7 @@ from crm_kit.migrations import migrate
 from crm_scoring import repository as repo
 from crm_scoring.app import MIGRATIONS
 from crm_scoring.domain import score
-from crm_scoring.handlers import Scoring, apply_events, reevaluate
+from crm_scoring.handlers import Context, apply_events, reevaluate
 from crm_scoring.model import load_model
 from crm_scoring.settings import ScoringSettings
 from tests.integration.scoring.conftest import interaction
@@ -57,7 +57,7 @@ def history(contacts: Sequence[str], per_contact: int, seed: int) -> list[CloudE
     return events
 
 
-async def apply_counting(pool: asyncpg.Pool, events: Sequence[CloudEvent], ctx: Scoring) -> int:
+async def apply_counting(pool: asyncpg.Pool, events: Sequence[CloudEvent], ctx: Context) -> int:
     """Apply events in one transaction; the number of statements it took."""
     statements: list[str] = []
 
@@ -78,7 +78,7 @@ async def apply_counting(pool: asyncpg.Pool, events: Sequence[CloudEvent], ctx: 
 async def test_a_batch_of_many_contacts_takes_no_more_statements_than_a_small_one(
     scoring_settings: ScoringSettings, pool: asyncpg.Pool
 ) -> None:
-    ctx = Scoring(load_model(), scoring_settings, clock=ticking(timedelta(minutes=5)))
+    ctx = Context(load_model(), scoring_settings, clock=ticking(timedelta(minutes=5)))
     small = [f"c-small-{i}" for i in range(2)]
     large = [f"c-large-{i}" for i in range(40)]
     for contacts, seed in ((small, 1), (large, 2)):  # known contacts, with aggregates
@@ -98,7 +98,7 @@ async def test_a_batch_of_many_contacts_takes_no_more_statements_than_a_small_on
 async def test_a_batch_scores_as_its_events_one_at_a_time_and_as_the_full_recompute(
     scoring_settings: ScoringSettings, pool: asyncpg.Pool
 ) -> None:
-    ctx = Scoring(load_model(), scoring_settings, clock=ticking(timedelta(hours=3)))
+    ctx = Context(load_model(), scoring_settings, clock=ticking(timedelta(hours=3)))
     run = uuid.uuid4().hex[:6]
     batched = [f"c-{run}-batch-{i}" for i in range(6)]
     single = [f"c-{run}-single-{i}" for i in range(6)]

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _reevaluate(settings: object, as_of: datetime | None) -> int:
     from crm_kit.db import create_pool
-    from crm_scoring.handlers import Scoring, reevaluate
+    from crm_scoring.handlers import Context, reevaluate
     from crm_scoring.model import load_model
     from crm_scoring.settings import ScoringSettings
 
@@ -64,7 +64,7 @@ def _reevaluate(settings: object, as_of: datetime | None) -> int:
         await migrate(settings.database_url, "scoring", MIGRATIONS)
         pool = await create_pool(settings.database_url, min_size=1, max_size=2)
         try:
-            ctx = Scoring(model=load_model(settings.model_path), settings=settings)
+            ctx = Context(model=load_model(settings.model_path), settings=settings)
             return await reevaluate(pool, ctx, as_of=as_of)
         finally:
             await pool.close()

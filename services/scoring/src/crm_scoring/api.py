@@ -18,7 +18,7 @@ from crm_kit.problems import problem_responses
 from crm_kit.runtime import PoolDep
 from crm_scoring import repository as repo
 from crm_scoring.domain import score
-from crm_scoring.handlers import Scoring, reevaluate, to_scores
+from crm_scoring.handlers import Context, reevaluate, to_scores
 
 router = APIRouter(prefix="/v1", tags=["scores"])
 
@@ -30,7 +30,7 @@ ContactIdPath = Annotated[
 ScoreField = Literal["engagement", "clv", "churn_risk", "recency", "frequency", "monetary"]
 
 
-Ctx = Annotated[Scoring, Depends(context_of(Scoring))]
+Ctx = Annotated[Context, Depends(context_of(Context))]
 
 
 class ContactScoresOut(BaseModel):

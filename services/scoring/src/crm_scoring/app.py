@@ -25,7 +25,7 @@ from crm_kit.kafka import ensure_topics
 from crm_kit.runtime import ServiceRuntime
 from crm_scoring import api
 from crm_scoring.consumers import ScoringWorker
-from crm_scoring.handlers import Scoring
+from crm_scoring.handlers import Context
 from crm_scoring.model import ScoringModel, load_model
 from crm_scoring.settings import ScoringSettings
 
@@ -63,7 +63,7 @@ def create_app(
     """The scoring service: faust worker and read API in one process."""
     settings = settings or ScoringSettings()
     model = model or load_model(settings.model_path)
-    ctx = Scoring(model=model, settings=settings)
+    ctx = Context(model=model, settings=settings)
     if clock is not None:
         ctx.clock = clock
     runtime = ServiceRuntime(settings, service="scoring", migrations=MIGRATIONS)

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 from crm_kit.consumer import AfterCommit, BatchPipeline, ConsumerStopping, Delivery, describe
 from crm_kit.health import Check
 from crm_kit.metrics import observe_batch
-from crm_scoring.handlers import Scoring, apply_claimed_events, reevaluate
+from crm_scoring.handlers import Context, apply_claimed_events, reevaluate
 from crm_scoring.settings import ScoringSettings
 from crm_scoring.transport import install_transport
 
@@ -69,7 +69,7 @@ class ScoringWorker:
     def __init__(
         self,
         settings: ScoringSettings,
-        ctx: Scoring,
+        ctx: Context,
         *,
         pool: Callable[[], asyncpg.Pool],
         producer: Callable[[], AIOKafkaProducer],

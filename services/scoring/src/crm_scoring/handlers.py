@@ -74,7 +74,7 @@ CONTACTS_SCORED = metrics.counter(
 
 
 @dataclass
-class Scoring:
+class Context:
     """What the handlers need besides a connection: model, settings, clock."""
 
     model: ScoringModel
@@ -218,7 +218,7 @@ def _evaluate_facts(
 
 async def _rescore(
     conn: asyncpg.Connection,
-    ctx: Scoring,
+    ctx: Context,
     work: Sequence[_Work],
     *,
     trigger: str,
@@ -260,7 +260,7 @@ async def _rescore(
 
 
 def _record(
-    ctx: Scoring,
+    ctx: Context,
     item: _Work,
     previous: repo.StoredContact | None,
     evaluation: _Evaluation,
@@ -304,7 +304,7 @@ def _record(
 
 
 def _current_message(
-    ctx: Scoring, contact_id: str, data: ScoreChanged, change_event: CloudEvent, moment: datetime
+    ctx: Context, contact_id: str, data: ScoreChanged, change_event: CloudEvent, moment: datetime
 ) -> OutboxMessage:
     current = new_event(
         SCORE_CURRENT,
@@ -314,7 +314,7 @@ def _current_message(
             scores=data.new,
             cause_event_id=data.cause_event_id,
         ),
-        source=ctx.settings.event_source,
+        source=ctx.settings.source,
         cause=change_event,
         time=moment,
     )
@@ -322,7 +322,7 @@ def _current_message(
 
 
 def _score_changed(
-    ctx: Scoring,
+    ctx: Context,
     item: _Work,
     published: ScoreCard | None,
     new: ScoreCard,
@@ -344,14 +344,14 @@ def _score_changed(
     return new_event(
         SCORE_CHANGED,
         data,
-        source=ctx.settings.event_source,
+        source=ctx.settings.source,
         cause=item.cause,
         id=str(uuid.uuid4()),
         time=moment,
     )
 
 
-def _tombstone(ctx: Scoring, contact_id: str) -> OutboxMessage:
+def _tombstone(ctx: Context, contact_id: str) -> OutboxMessage:
     # A null value on the compacted topic removes the key.
     return OutboxMessage(
         ctx.settings.scores_current_topic,
@@ -404,7 +404,7 @@ def _contacts_named(event: CloudEvent) -> list[str]:
 
 
 async def apply_events(
-    conn: asyncpg.Connection, events: Sequence[CloudEvent], ctx: Scoring
+    conn: asyncpg.Connection, events: Sequence[CloudEvent], ctx: Context
 ) -> Outcome:
     """Claim a batch of decoded events in the inbox, then apply the new ones (a rebuild)."""
     fresh = await inbox.claim(conn, ctx.settings.inbox_consumer, [(e.source, e.id) for e in events])
@@ -420,7 +420,7 @@ async def apply_events(
 
 
 async def apply_claimed_events(
-    conn: asyncpg.Connection, todo: Sequence[CloudEvent], ctx: Scoring
+    conn: asyncpg.Connection, todo: Sequence[CloudEvent], ctx: Context
 ) -> Outcome:
     """Apply events already claimed in the inbox, in the caller's transaction; publish via the
     outbox. The worker's consumer pipeline claims them, as for every kit consumer."""
@@ -448,7 +448,7 @@ async def apply_claimed_events(
 
 async def _apply_facts(
     conn: asyncpg.Connection,
-    ctx: Scoring,
+    ctx: Context,
     pending: Sequence[tuple[CloudEvent, str, Fact]],
     out: Outcome,
 ) -> None:
@@ -477,7 +477,7 @@ async def _apply_facts(
 
 
 async def _apply_contact_event(
-    conn: asyncpg.Connection, ctx: Scoring, event: CloudEvent, out: Outcome
+    conn: asyncpg.Connection, ctx: Context, event: CloudEvent, out: Outcome
 ) -> None:
     data = event.data
     if isinstance(data, ct.ContactMerged):
@@ -497,7 +497,7 @@ async def _apply_contact_event(
                     service="scoring",
                     records_erased=erased,
                 ),
-                source=ctx.settings.event_source,
+                source=ctx.settings.source,
                 cause=event,
             )
             out.messages.append(
@@ -507,7 +507,7 @@ async def _apply_contact_event(
 
 async def _merge(
     conn: asyncpg.Connection,
-    ctx: Scoring,
+    ctx: Context,
     event: CloudEvent,
     data: ct.ContactMerged,
     out: Outcome,
@@ -534,7 +534,7 @@ async def _merge(
 
 async def _unmerge(
     conn: asyncpg.Connection,
-    ctx: Scoring,
+    ctx: Context,
     event: CloudEvent,
     data: ct.ContactUnmerged,
     out: Outcome,
@@ -556,7 +556,7 @@ async def _unmerge(
 
 
 async def _erase(
-    conn: asyncpg.Connection, ctx: Scoring, event: CloudEvent, contact_id: str, out: Outcome
+    conn: asyncpg.Connection, ctx: Context, event: CloudEvent, contact_id: str, out: Outcome
 ) -> int:
     ids = [contact_id, *await repo.merged_into(conn, contact_id)]
     # An erased contact that had been merged into another: its events leave the survivor too.
@@ -588,7 +588,7 @@ async def _erase(
 
 
 async def reevaluate(
-    pool: asyncpg.Pool, ctx: Scoring, *, as_of: datetime | None = None
+    pool: asyncpg.Pool, ctx: Context, *, as_of: datetime | None = None
 ) -> tuple[int, int]:
     """Re-score contacts whose scores are stale (time passed, or another model version).
 
@@ -624,7 +624,7 @@ async def reevaluate(
     return evaluated, published
 
 
-async def rescore_all(pool: asyncpg.Pool, ctx: Scoring, *, as_of: datetime) -> int:
+async def rescore_all(pool: asyncpg.Pool, ctx: Context, *, as_of: datetime) -> int:
     """Re-score every contact as of `as_of` and mark it published (the end of a rebuild)."""
     after, total = "", 0
     rebuild_ctx = replace(ctx, publish=False)
@@ -650,7 +650,7 @@ async def rescore_all(pool: asyncpg.Pool, ctx: Scoring, *, as_of: datetime) -> i
                             scores=to_scores(c.card, c.currency),
                             cause_event_id=c.cause_event_id,
                         ),
-                        source=ctx.settings.event_source,
+                        source=ctx.settings.source,
                         time=c.as_of,
                     ),
                     key=c.contact_id,

@@ -25,7 +25,7 @@ from crm_kit.kafka import new_consumer
 from crm_kit.migrations import migrate
 from crm_scoring import repository as repo
 from crm_scoring.app import MIGRATIONS
-from crm_scoring.handlers import Scoring, apply_events, rescore_all
+from crm_scoring.handlers import Context, apply_events, rescore_all
 from crm_scoring.model import load_model
 from crm_scoring.settings import ScoringSettings
 
@@ -51,7 +51,7 @@ async def rebuild(
 ) -> RebuildResult:
     """Rebuild all scoring state from the topics' history (see the module docstring)."""
     started = time.perf_counter()
-    ctx = Scoring(model=load_model(settings.model_path), settings=settings, publish=False)
+    ctx = Context(model=load_model(settings.model_path), settings=settings, publish=False)
     if clock is not None:
         ctx.clock = clock
     await migrate(settings.database_url, "scoring", MIGRATIONS)

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from crm_contracts import topics
@@ -33,7 +33,12 @@ class ScoringSettings(ServiceSettings):
     inbox_consumer: str = Field(
         "scoring.events", description="Name under which applied events are kept in the inbox."
     )
-    event_source: str = Field("urn:crm:scoring", description="CloudEvents source of our events.")
+    source: str = Field(
+        "urn:crm:scoring",
+        description="CloudEvents source of our events (CRM_SCORING_EVENT_SOURCE, its earlier "
+        "name, is still read).",
+        validation_alias=AliasChoices("CRM_SCORING_SOURCE", "CRM_SCORING_EVENT_SOURCE", "source"),
+    )
     interactions_topic: str = Field(topics.INTERACTIONS, description="Resolved interactions.")
     cases_topic: str = Field(topics.CASES, description="Case events.")
     contacts_topic: str = Field(topics.CONTACTS, description="Contact events (merges, erasures).")
