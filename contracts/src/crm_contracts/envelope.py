@@ -367,10 +367,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder for every record: json.loads with keyword arguments builds a new one a call.
+_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _parse_json(value: bytes | None, *, path: str) -> Any:
     if value is None:
         raise EventDecodeError("malformed", [_error(path, "the record has no value")])
     try:
+        if isinstance(value, bytes | bytearray):  # what json.loads does with bytes
+            return _JSON_DECODER.decode(value.decode(json.detect_encoding(value), "surrogatepass"))
         return json.loads(value, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise EventDecodeError("malformed", [_error(path, f"not valid JSON: {exc}")]) from None

@@ -159,3 +159,33 @@ def test_a_valid_record_is_built_in_one_pass(
 
     assert decode_record(binary.value, binary.headers) == event
     assert decode_record(structured.value, structured.headers) == event
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"a":1,"a":2}',
+        b'\xef\xbb\xbf{"a":1}',
+        '{"a":1}'.encode("utf-16"),
+        b'"\\ud800"',
+        b'{"a": NaN}',
+        b'{"a": -Infinity}',
+        b'{"a":',
+        b"\xff\xfe\xfd",
+        b"",
+    ],
+)
+def test_record_json_is_read_as_json_loads_reads_it(value: bytes) -> None:
+    def reject(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        expected: Any = json.loads(value, parse_constant=reject)
+    except ValueError as exc:  # UnicodeDecodeError included
+        expected = f"malformed: data: not valid JSON: {exc}"
+    try:
+        got: Any = envelope._parse_json(value, path="data")
+    except EventDecodeError as exc:
+        got = str(exc)
+
+    assert got == expected
