@@ -11,12 +11,12 @@ sent (an outage, a restart) are kept in memory and marked, with backoff, before 
 else is published, so an outage does not send them again; a crash of the process
 between the acknowledgement and the mark (or the lock passing to another replica while
 the database is away) still can, and consumers dedupe by `(source, id)`. Order: a round's
-rows go into one record batch per partition (more when one fills up), queued in row
-order without waiting for acknowledgements, and aiokafka keeps one request in flight per
-broker, putting a retried batch back at the head of its partition, so retries keep
-per-key order. Only a batch that expires
-(`request_timeout_ms` without a leader, embedded broker: no idempotence) can fail while
-a later one of its partition succeeds; its rows then go out again after it.
+rows go into one record batch per partition (more when one fills up), queued in row order
+without waiting for acknowledgements, and aiokafka keeps one request in flight per broker,
+putting a retried batch back at the head of its partition, so retries keep per-key order.
+Only a batch that expires (`request_timeout_ms` without a leader, embedded broker: no
+idempotence) can fail while a later one of its partition succeeds; its rows then go out
+again after it.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class _RecordBatches:
         self, row_id: int, topic: str, key: bytes | None, value: bytes | None, stored: Any
     ) -> None:
         """Add one row; raise as `producer.send` would for it."""
+        assert not (value is None and key is None), "Need at least one: key or value"  # as send
         producer = self._producer
         headers = _decode_headers(stored)
         await producer.partitions_for(topic)  # waits for the topic's metadata, as send does
