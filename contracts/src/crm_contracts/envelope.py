@@ -9,7 +9,7 @@ import builtins
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, InitErrorDetails
 
-from crm_contracts.registry import UnknownEventType, data_model_for, schema_uri
+from crm_contracts.registry import EVENT_TYPES, UnknownEventType, data_model_for, schema_uri
 from crm_contracts.storable import StorableModel
 
 SPECVERSION: Literal["1.0"] = "1.0"
@@ -236,18 +236,22 @@ def _subject_of(data: BaseModel) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_HEADER_NAMES = tuple((name, f"{HEADER_PREFIX}{name}") for name in HEADER_ATTRIBUTES)
+
+
 def _key_bytes(key: str | None) -> bytes | None:
     return None if key is None else key.encode()
 
 
 def encode_binary(event: CloudEvent, *, key: str | None) -> KafkaRecord:
     """Binary mode: attributes as `ce_*` headers, the data as compact JSON in the value."""
-    attributes = to_json_dict(event)
-    headers = [
-        (f"{HEADER_PREFIX}{name}", str(attributes[name]).encode())
-        for name in HEADER_ATTRIBUTES
-        if name in attributes
-    ]
+    headers: list[tuple[str, bytes]] = []
+    for name, header in _HEADER_NAMES:
+        # What `to_json_dict` holds for each attribute: the text as is, `time` formatted.
+        value = getattr(event, name)
+        if value is not None:
+            text = format_time(value) if name == "time" else str(value)
+            headers.append((header, text.encode()))
     headers.append((CONTENT_TYPE_HEADER, event.datacontenttype.encode()))
     value = event.data.model_dump_json(by_alias=True, exclude_none=True).encode()
     return KafkaRecord(key=_key_bytes(key), value=value, headers=headers)
@@ -279,7 +283,9 @@ def decode_json(obj: Any) -> CloudEvent:
             "invalid_data", [_error("data_base64", "not supported: data must be JSON")]
         )
     attributes = {name: value for name, value in obj.items() if name != "data"}
-    return _validate(attributes, obj.get("data"))
+    data = obj.get("data")
+    event = _valid_event(attributes, lambda model: model.model_validate(data))
+    return event if event is not None else _validate(attributes, data)
 
 
 def decode_record(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> CloudEvent:
@@ -298,6 +304,11 @@ def decode_record(value: bytes | None, headers: Sequence[tuple[str, bytes | None
         }
         if CONTENT_TYPE_HEADER in found:
             attributes["datacontenttype"] = content_type
+        if value is not None and not _NON_STANDARD_JSON.search(value):
+            raw = value
+            event = _valid_event(attributes, lambda model: model.model_validate_json(raw))
+            if event is not None:
+                return event
         data = None if value is None else _parse_json(value, path="data")
         return _validate(attributes, data)
     if value is None:
@@ -305,6 +316,32 @@ def decode_record(value: bytes | None, headers: Sequence[tuple[str, bytes | None
             "malformed", [_error("", "the record has no value and no CloudEvents headers")]
         )
     return decode_json(_parse_json(value, path=""))
+
+
+# JSON's non-standard constants, which `_parse_json` refuses and pydantic's parser accepts:
+# data that mentions them anywhere (inside a string, say) takes the checked path.
+_NON_STANDARD_JSON = re.compile(rb"NaN|Infinity")
+
+
+def _valid_event(
+    attributes: Mapping[str, Any], validate_data: Callable[[type[BaseModel]], BaseModel]
+) -> CloudEvent | None:
+    """The event, in one pass, when everything about it is valid; None when anything is not.
+
+    Most records are valid: this builds them with the fewest validations. On None the caller
+    takes `_validate`, which finds and names every problem; an accepted event is the one
+    `_validate` would have built (same values, same fields set).
+    """
+    present = {name: value for name, value in attributes.items() if value is not None}
+    event_type = present.get("type")
+    model = EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
+    if model is None or not all(name in present for name in REQUIRED_ATTRIBUTES):
+        return None
+    try:
+        present["data"] = validate_data(model)
+        return CloudEvent.model_validate(present)
+    except (ValidationError, ValueError, TypeError):
+        return None
 
 
 def _error(path: str, message: str) -> dict[str, str]:
@@ -330,10 +367,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder for every record: json.loads with keyword arguments builds a new one a call.
+_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _parse_json(value: bytes | None, *, path: str) -> Any:
     if value is None:
         raise EventDecodeError("malformed", [_error(path, "the record has no value")])
     try:
+        if isinstance(value, bytes | bytearray):  # what json.loads does with bytes
+            return _JSON_DECODER.decode(value.decode(json.detect_encoding(value), "surrogatepass"))
         return json.loads(value, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise EventDecodeError("malformed", [_error(path, f"not valid JSON: {exc}")]) from None

@@ -185,3 +185,48 @@ async def test_rows_acknowledged_before_a_row_the_producer_refuses_go_out_once(
 
     assert pending == 1  # the refused row stayed; the one before it was marked sent
     assert [header(r, "ce_id") for r in records] == [first.id, sentinel.id]
+
+
+async def test_a_round_larger_than_a_record_batch_keeps_its_order_per_key(
+    settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer, new_topic
+) -> None:
+    from crm_contracts import KafkaRecord
+    from crm_kit.outbox import OutboxMessage
+
+    topic = await new_topic("outbox", partitions=3)
+    # 100 KB rows fill the producer's 256 KB record batches: a partition takes several.
+    big = [
+        OutboxMessage(topic, KafkaRecord(b"contact-1", bytes([n]) * 100_000, [("n", b"%d" % n)]))
+        for n in range(7)
+    ]
+    small = [event_message(topic, interaction(), key=f"contact-{n % 4}") for n in range(40)]
+    rows = [row for pair in zip(big, small[:7], strict=True) for row in pair] + small[7:]
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, rows)
+    relay = OutboxRelay(dsn=settings.database_url, pool=pool, producer=producer)
+    relay.start()
+    try:
+        records = await read_until(
+            settings.kafka_bootstrap_servers, topic, lambda rs: len(rs) >= len(rows)
+        )
+
+        async def all_marked_sent() -> bool:
+            async with pool.acquire() as conn:
+                return await pending_count(conn) == 0
+
+        await eventually(all_marked_sent)
+    finally:
+        await relay.stop()
+
+    def label(headers: list[tuple[str, bytes]]) -> str:
+        found = dict(headers)
+        return bytes(found.get("n") or found["ce_id"]).decode()
+
+    sent: dict[bytes | None, list[str]] = {}
+    for message in rows:
+        sent.setdefault(message.record.key, []).append(label(message.record.headers))
+    received: dict[bytes | None, list[str]] = {}
+    for record in records:
+        received.setdefault(record.key, []).append(label(list(record.headers)))
+    assert received == sent
+    assert len(records) == len(rows)

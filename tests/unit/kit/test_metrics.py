@@ -62,3 +62,30 @@ def test_event_metrics_appear_in_the_exposition() -> None:
 def test_an_unknown_consume_outcome_is_refused() -> None:
     with pytest.raises(ValueError):
         metrics.observe_consumed("m-test", "interactions", "exploded")
+
+
+def test_a_batch_counts_the_same_as_its_events_one_by_one() -> None:
+    for outcome, lag in (("applied", 0.2), ("applied", 3.0), ("duplicate", -1.0)):
+        metrics.observe_consumed("m-one", "interactions", outcome, lag_seconds=lag)
+    metrics.observe_consumed_batch(
+        "m-batch", "interactions", applied=2, duplicate=1, lag_seconds=[0.2, 3.0, -1.0]
+    )
+
+    def series(service: str) -> list[str]:
+        lines = metrics.metrics_text().decode().splitlines()
+        return sorted(
+            line.replace(f'service="{service}"', "")
+            for line in lines
+            if f'service="{service}"' in line and "_created" not in line
+        )
+
+    assert series("m-batch") == series("m-one")
+
+
+def test_a_batch_without_duplicates_shows_no_duplicate_series() -> None:
+    metrics.observe_consumed_batch("m-fresh", "interactions", applied=4, lag_seconds=[0.1] * 4)
+
+    text = metrics.metrics_text().decode()
+
+    assert 'outcome="applied",service="m-fresh",topic="interactions"} 4.0' in text
+    assert 'outcome="duplicate",service="m-fresh"' not in text

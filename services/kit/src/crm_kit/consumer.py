@@ -53,7 +53,12 @@ from crm_kit.errors import DomainError
 from crm_kit.health import BrokerCheck, Check, DatabaseCheck
 from crm_kit.kafka import new_consumer
 from crm_kit.logs import log_context
-from crm_kit.metrics import observe_batch, observe_consumed, set_consumer_paused
+from crm_kit.metrics import (
+    observe_batch,
+    observe_consumed,
+    observe_consumed_batch,
+    set_consumer_paused,
+)
 from crm_kit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -367,25 +372,39 @@ class BatchPipeline:
                 conn, self.inbox_consumer, [(d.event.source, d.event.id) for d in deliveries]
             )
             todo: list[Delivery] = []
+            applied: list[bool] = []
             for delivery in deliveries:
                 key = (delivery.event.source, delivery.event.id)
-                if key in fresh:
+                fresh_one = key in fresh
+                if fresh_one:
                     fresh.discard(key)  # a second copy within the same batch is a duplicate too
                     todo.append(delivery)
+                applied.append(fresh_one)
             if todo:
                 after = await self._handler(conn, todo)
         if after is not None:
             after()
-        now = datetime.now(UTC)
-        for delivery in deliveries:
-            observe_consumed(
-                self._service,
-                delivery.topic,
-                "applied" if delivery in todo else "duplicate",
-                lag_seconds=(now - delivery.event.time).total_seconds(),
-            )
+        self._observe(deliveries, applied)
         self.applied += len(todo)
         self.duplicates += len(deliveries) - len(todo)
+
+    def _observe(self, deliveries: Sequence[Delivery], applied: Sequence[bool]) -> None:
+        """Count the batch's events per topic and outcome, with their lags (labels once a topic)."""
+        now = datetime.now(UTC)
+        by_topic: dict[str, tuple[list[int], list[float]]] = {}
+        for delivery, fresh_one in zip(deliveries, applied, strict=True):
+            topic = delivery.record.topic
+            counts, lags = by_topic.get(topic) or by_topic.setdefault(topic, ([0, 0], []))
+            counts[0 if fresh_one else 1] += 1
+            lags.append((now - delivery.event.time).total_seconds())
+        for topic, ((fresh_count, duplicate_count), lags) in by_topic.items():
+            observe_consumed_batch(
+                self._service,
+                str(topic),
+                applied=fresh_count,
+                duplicate=duplicate_count,
+                lag_seconds=lags,
+            )
 
     async def _dead_letter_delivery(self, delivery: Delivery, exc: BaseException) -> None:
         if isinstance(exc, PermanentEventError):

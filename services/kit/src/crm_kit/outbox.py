@@ -10,19 +10,22 @@ Delivery is at least once. Rows the broker acknowledged but the database could n
 sent (an outage, a restart) are kept in memory and marked, with backoff, before anything
 else is published, so an outage does not send them again; a crash of the process
 between the acknowledgement and the mark (or the lock passing to another replica while
-the database is away) still can, and consumers dedupe by `(source, id)`. Order: the
-producer queues a batch's records without waiting (`send` returns once a record is
-queued) and aiokafka keeps one request in flight per broker, putting a retried batch back
-at the head of its partition, so retries keep per-key order. Only a batch that expires
-(`request_timeout_ms` without a leader, embedded broker: no idempotence) can fail while
-a later one of its partition succeeds; its rows then go out again after it.
+the database is away) still can, and consumers dedupe by `(source, id)`. Order: a round's
+rows go into one record batch per partition (more when one fills up), queued in row order
+without waiting for acknowledgements, and aiokafka keeps one request in flight per broker,
+putting a retried batch back at the head of its partition, so retries keep per-key order.
+Only a batch that expires (`request_timeout_ms` without a leader, embedded broker: no
+idempotence) can fail while a later one of its partition succeeds; its rows then go out
+again after it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -57,8 +60,66 @@ def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> list[list[str]]:
     return [[name, base64.b64encode(value).decode()] for name, value in headers]
 
 
+@functools.lru_cache(maxsize=1024)
+def _json_name(name: str) -> str:
+    return json.dumps(name)
+
+
+def _headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
+    """`json.dumps(_encode_headers(headers))`, spelt out: base64 text needs no escaping, and
+    the few header names there are are escaped once each."""
+    pairs = (
+        f'[{_json_name(name)}, "{binascii.b2a_base64(value, newline=False).decode()}"]'
+        for name, value in headers
+    )
+    return f"[{', '.join(pairs)}]"
+
+
 def _decode_headers(stored: list[list[str]]) -> list[tuple[str, bytes]]:
-    return [(name, base64.b64decode(value)) for name, value in stored]
+    # What base64.b64decode does with text, without its per-call checks (once per header).
+    return [(name, binascii.a2b_base64(value)) for name, value in stored]
+
+
+class _RecordBatches:
+    """One round's rows as aiokafka record batches, one open per partition, each with one
+    future: the producer's per-record path (a future and a coroutine per record) cost more
+    than the rest of the relay. A row is refused exactly as `send` refuses it (too large),
+    goes to the partition `send` would choose, and a partition's batches are queued in row
+    order (the accumulator queues a batch for a partition only once the one before left)."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self._open: dict[tuple[str, int], tuple[Any, list[int]]] = {}
+        self.queued: list[tuple[list[int], asyncio.Future[Any]]] = []
+
+    async def add(
+        self, row_id: int, topic: str, key: bytes | None, value: bytes | None, stored: Any
+    ) -> None:
+        """Add one row; raise as `producer.send` would for it."""
+        assert not (value is None and key is None), "Need at least one: key or value"  # as send
+        producer = self._producer
+        headers = _decode_headers(stored)
+        await producer.partitions_for(topic)  # waits for the topic's metadata, as send does
+        producer._serialize(key, value, headers)  # MessageSizeTooLargeError, as send raises
+        tp = (topic, producer._partition(topic, None, key, value, key, value))
+        entry = self._open.get(tp)
+        if entry is None:
+            entry = self._open[tp] = (producer.create_batch(), [])
+        if entry[0].append(timestamp=None, key=key, value=value, headers=headers) is None:
+            await self._submit(tp)  # full: an empty batch takes any record, as in `send`
+            entry = self._open[tp] = (producer.create_batch(), [])
+            entry[0].append(timestamp=None, key=key, value=value, headers=headers)
+        entry[1].append(row_id)
+
+    async def submit_all(self) -> None:
+        """Queue every open batch."""
+        for tp in list(self._open):
+            await self._submit(tp)
+
+    async def _submit(self, tp: tuple[str, int]) -> None:
+        builder, row_ids = self._open.pop(tp)
+        future = await self._producer.send_batch(builder, tp[0], partition=tp[1])
+        self.queued.append((row_ids, future))
 
 
 async def enqueue(conn: asyncpg.Connection, messages: Sequence[OutboxMessage]) -> None:
@@ -74,7 +135,7 @@ async def enqueue(conn: asyncpg.Connection, messages: Sequence[OutboxMessage]) -
         [m.topic for m in messages],
         [m.record.key for m in messages],
         [m.record.value for m in messages],
-        [json.dumps(_encode_headers(m.record.headers)) for m in messages],
+        [_headers_json(m.record.headers) for m in messages],
     )
 
 
@@ -203,26 +264,23 @@ class OutboxRelay:
 
     async def _send(self, rows: Sequence[asyncpg.Record]) -> BaseException | None:
         """Send rows in id order; keep the acknowledged ids in `_unmarked`; the first failure."""
-        queued: list[tuple[int, asyncio.Future[Any]]] = []
+        batches = _RecordBatches(self._producer)
         failure: BaseException | None = None
-        for row in rows:
-            try:
-                future = await self._producer.send(
-                    row["topic"],
-                    value=row["value"],
-                    key=row["key"],
-                    headers=_decode_headers(row["headers"]),
-                )
-            except Exception as exc:  # refused before it was queued: send nothing after it
-                failure = exc
-                break
-            queued.append((row["id"], future))
-        results = await asyncio.gather(*(f for _, f in queued), return_exceptions=True)
-        for (row_id, _), result in zip(queued, results, strict=True):
+        try:
+            for row in rows:
+                await batches.add(row["id"], row["topic"], row["key"], row["value"], row["headers"])
+        except Exception as exc:  # refused before it was queued: send nothing after it
+            failure = exc
+        try:
+            await batches.submit_all()  # what was added before a refusal goes out
+        except Exception as exc:
+            failure = failure or exc
+        results = await asyncio.gather(*(f for _, f in batches.queued), return_exceptions=True)
+        for (row_ids, _), result in zip(batches.queued, results, strict=True):
             if isinstance(result, BaseException):
                 failure = failure or result
             else:
-                self._unmarked.append(row_id)
+                self._unmarked.extend(row_ids)
         return failure
 
     async def _mark_sent(self) -> None:
