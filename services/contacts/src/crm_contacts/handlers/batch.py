@@ -87,6 +87,45 @@ def interaction_resolved(
     )
 
 
+def queue_outcome(
+    out: Publisher,
+    ctx: Context,
+    item: Interaction,
+    contact_id: str,
+    stage: ct.LifecycleStage,
+    previous: ct.LifecycleStage | None,
+    *,
+    created_profile: dict[str, Any] | None,
+    start: int,
+) -> None:
+    """Queue what an interaction's outcome publishes, on both paths: its lifecycle change,
+    the resolved interaction and, for a new contact (`created_profile`), its creation."""
+    event, data = item.event, item.data
+    if stage != previous:
+        lifecycle_changed(out, contact_id, previous, stage, event, data.kind)
+    out.publish(
+        ctx.settings.interactions_topic,
+        it.INTERACTION_RESOLVED,
+        interaction_resolved(event, data, contact_id, stage, previous),
+        key=contact_id,
+        cause=event,
+    )
+    if created_profile is not None:
+        # First on the new contact's key, with the stage the interaction left it in.
+        out.contact_event(
+            ct.CONTACT_CREATED,
+            ct.ContactCreated(
+                contact_id=contact_id,
+                stage=stage,
+                profile=profile_model(created_profile),
+                cause_event_id=event.id,
+            ),
+            key=contact_id,
+            cause=event,
+            at=start,
+        )
+
+
 async def resolve_batch(
     conn: asyncpg.Connection,
     events: Sequence[CloudEvent],
@@ -286,34 +325,9 @@ def _apply(ctx: Context, out: Publisher, run: Run, item: Interaction, step: Assi
     if data.consent is not None:
         _record_consent(out, run, contact.id, origin_id, item)
     stage = _stage_after(ctx, run, contact, data.kind)
-    if step.creates:
-        RESOLUTIONS.labels("created").inc()
-        lifecycle_changed(out, contact.id, None, stage, event, data.kind)
-    else:
-        RESOLUTIONS.labels("matched").inc()
-        if stage != previous:
-            lifecycle_changed(out, contact.id, previous, stage, event, data.kind)
-    out.publish(
-        ctx.settings.interactions_topic,
-        it.INTERACTION_RESOLVED,
-        interaction_resolved(event, data, contact.id, stage, previous),
-        key=contact.id,
-        cause=event,
-    )
-    if step.creates:
-        # First on the new contact's key, with the stage the interaction left it in.
-        out.contact_event(
-            ct.CONTACT_CREATED,
-            ct.ContactCreated(
-                contact_id=contact.id,
-                stage=stage,
-                profile=profile_model(contact.profile),
-                cause_event_id=event.id,
-            ),
-            key=contact.id,
-            cause=event,
-            at=start,
-        )
+    RESOLUTIONS.labels("created" if step.creates else "matched").inc()
+    profile = contact.profile if step.creates else None
+    queue_outcome(out, ctx, item, contact.id, stage, previous, created_profile=profile, start=start)
 
 
 def _new_contact(ctx: Context, run: Run, item: Interaction) -> ContactState:

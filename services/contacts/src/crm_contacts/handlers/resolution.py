@@ -17,7 +17,7 @@ from crm_contacts.handlers.accounts import account_for_company
 from crm_contacts.handlers.batch import (
     RESOLUTIONS,
     interaction,
-    interaction_resolved,
+    queue_outcome,
     resolve_batch,
 )
 from crm_contacts.handlers.consent import record_consent
@@ -233,7 +233,7 @@ async def _publish_outcome(
     start: int,
 ) -> None:
     """Move the stage the interaction moves; queue its lifecycle, resolved and created events."""
-    event, data = item.event, item.data
+    data = item.data
     current = ct.LifecycleStage(target.contact["stage"])
     counted = ctx.lifecycle.counted_kinds(data.kind)
     counts = await repo.count_kinds(conn, target.id, sorted(counted))
@@ -242,30 +242,17 @@ async def _publish_outcome(
         await repo.update_stage(conn, target.id, stage.value)
     if target.created:
         RESOLUTIONS.labels("created").inc()
-        lifecycle_changed(out, target.id, None, stage, event, data.kind)
-    elif stage != target.previous_stage:
-        lifecycle_changed(out, target.id, target.previous_stage, stage, event, data.kind)
-    out.publish(
-        ctx.settings.interactions_topic,
-        it.INTERACTION_RESOLVED,
-        interaction_resolved(event, data, target.id, stage, target.previous_stage),
-        key=target.id,
-        cause=event,
+    profile = profile_of(target.contact) if target.created else None
+    queue_outcome(
+        out,
+        ctx,
+        item,
+        target.id,
+        stage,
+        target.previous_stage,
+        created_profile=profile,
+        start=start,
     )
-    if target.created:
-        # First on the new contact's key, with the stage the interaction left it in.
-        out.contact_event(
-            ct.CONTACT_CREATED,
-            ct.ContactCreated(
-                contact_id=target.id,
-                stage=stage,
-                profile=profile_model(profile_of(target.contact)),
-                cause_event_id=event.id,
-            ),
-            key=target.id,
-            cause=event,
-            at=start,
-        )
 
 
 async def _lock_matches(
