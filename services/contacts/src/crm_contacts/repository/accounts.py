@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from crm_contacts.repository.rows import as_dict, as_dicts, contains_pattern
+from crm_kit.db import as_dict, as_dicts, contains_pattern
 
 ACCOUNT_COLUMNS = "id, name, domain, industry, created_at, updated_at"
 

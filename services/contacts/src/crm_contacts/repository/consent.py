@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from crm_contacts.domain import ConsentStatement
-from crm_contacts.repository.rows import as_dicts
+from crm_kit.db import as_dicts
 
 CONSENT_COLUMNS = (
     "id, contact_id, origin_contact_id, channel, purpose, granted, source, actor, "

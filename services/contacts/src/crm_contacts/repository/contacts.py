@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from crm_contacts.domain import PROFILE_FIELDS, Identifier
-from crm_contacts.repository.rows import as_dict, as_dicts, contains_pattern
+from crm_kit.db import as_dict, as_dicts, contains_pattern
 
 CONTACT_COLUMNS = (
     "id, status, stage, first_name, last_name, company, job_title, locale, country, city, "

@@ -8,8 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from crm_contacts.repository.rows import as_dict, as_dicts
 from crm_kit import idempotency, outbox
+from crm_kit.db import as_dict, as_dicts
 
 
 async def erased_at(conn: asyncpg.Connection, digests: Sequence[str]) -> datetime | None:

@@ -12,8 +12,8 @@ import asyncpg
 from crm_contacts.batching import StoredLink
 from crm_contacts.domain import Identifier, KnownContact
 from crm_contacts.repository.contacts import touch
-from crm_contacts.repository.rows import as_dicts
 from crm_contracts.contacts import IdentityType
+from crm_kit.db import as_dicts
 
 # Tables whose rows follow a contact into a merge and back out of it.
 _MOVABLE = ("identifiers", "timeline", "consent_history", "scores", "cases", "enrolments")

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from crm_contacts.domain import TimelineEntry
-from crm_contacts.repository.rows import as_dict, as_dicts
+from crm_kit.db import as_dict, as_dicts
 
 TIMELINE_COLUMNS = (
     "id, contact_id, origin_contact_id, source, event_id, type, kind, channel, time, "
