@@ -90,9 +90,9 @@ async def test_a_batch_of_many_contacts_takes_no_more_statements_than_a_small_on
     many = await apply_counting(pool, history(large, 10, 4), ctx)  # 400 events
 
     assert many == few
-    # BEGIN, inbox, aliases, locks, aliases, erased, facts, scores, crossed facts, scores,
-    # history, outbox, COMMIT
-    assert many == 13
+    # BEGIN, inbox, subjects, locks, subjects (survivors and erased ids in one), facts,
+    # scores, crossed facts, scores, history, outbox, COMMIT
+    assert many == 12
 
 
 async def test_a_batch_scores_as_its_events_one_at_a_time_and_as_the_full_recompute(

@@ -33,7 +33,7 @@ from crm_contracts.scores import (
     Scores,
     ValueTier,
 )
-from crm_kit import inbox, metrics
+from crm_kit import inbox, metrics, subjects
 from crm_kit.outbox import OutboxMessage, enqueue, event_message
 from crm_scoring import repository as repo
 from crm_scoring.aggregates import (
@@ -428,8 +428,8 @@ async def apply_claimed_events(
     if not todo:
         return out
     named = {c for e in todo for c in _contacts_named(e)}
-    aliases = await repo.survivors(conn, named)
-    await repo.lock_contacts(conn, named | set(aliases.values()))
+    now = await subjects.current(conn, named)
+    await repo.lock_contacts(conn, named | set(now.survivors.values()))
     pending: list[tuple[CloudEvent, str, Fact]] = []
     for event in todo:
         found = _fact_of(event)
@@ -454,16 +454,13 @@ async def _apply_facts(
 ) -> None:
     if not pending:
         return
-    aliases = await repo.survivors(conn, [contact for _, contact, _ in pending])
-    targets = {contact: aliases.get(contact, contact) for _, contact, _ in pending}
-    erased = await repo.erased_among(conn, [*targets, *targets.values()])
+    now = await subjects.current(conn, [contact for _, contact, _ in pending])
     new_facts: list[repo.NewFact] = []
     cause_of: dict[str, CloudEvent] = {}
     for event, contact, fact in pending:
-        target = targets[contact]
-        if contact in erased or target in erased or fact.fact_id in cause_of:
+        if now.is_erased(contact) or fact.fact_id in cause_of:
             continue
-        new_facts.append(repo.NewFact(fact, target, contact, event.id))
+        new_facts.append(repo.NewFact(fact, now.survivor_of(contact), contact, event.id))
         cause_of[fact.fact_id] = event
     inserted = await repo.insert_facts(conn, new_facts)
     work: dict[str, _Work] = {}
@@ -489,19 +486,15 @@ async def _apply_contact_event(
     elif isinstance(data, pv.ErasureRequested):
         erased = await _erase(conn, ctx, event, data.contact_id, out)
         if ctx.publish:
-            done = new_event(
-                pv.PRIVACY_ERASURE_COMPLETED,
-                pv.ErasureCompleted(
-                    request_id=data.request_id,
-                    contact_id=data.contact_id,
-                    service="scoring",
-                    records_erased=erased,
-                ),
-                source=ctx.settings.source,
-                cause=event,
-            )
             out.messages.append(
-                event_message(ctx.settings.privacy_topic, done, key=data.contact_id)
+                subjects.erasure_completed(
+                    event,
+                    data,
+                    service="scoring",
+                    source=ctx.settings.source,
+                    topic=ctx.settings.privacy_topic,
+                    records_erased=erased,
+                )
             )
 
 
@@ -512,14 +505,14 @@ async def _merge(
     data: ct.ContactMerged,
     out: Outcome,
 ) -> None:
-    aliases = await repo.survivors(conn, [data.survivor_id])
-    survivor = aliases.get(data.survivor_id, data.survivor_id)
+    now = await subjects.current(conn, [data.survivor_id])
+    survivor = now.survivor_of(data.survivor_id)
     merged = [m for m in data.merged_ids if m != survivor]
-    if not merged or await repo.erased_among(conn, [survivor]):
+    if not merged or now.is_erased(data.survivor_id):
         return
     merged_facts = await repo.facts_of(conn, merged)
     await repo.move_facts(conn, merged, survivor)
-    await repo.add_aliases(conn, merged, survivor)
+    await subjects.remember_merge(conn, merged, survivor)
     await repo.delete_contacts(conn, merged)
     if ctx.publish:
         out.messages.extend(_tombstone(ctx, m) for m in merged)
@@ -542,7 +535,7 @@ async def _unmerge(
     survivor, restored = data.survivor_id, data.contact_id
     moved = await repo.facts_from_origin(conn, contact_id=survivor, origin_id=restored)
     await repo.split_facts(conn, survivor, restored)
-    await repo.remove_alias(conn, restored)
+    await subjects.forget_merge(conn, restored)
     work = [
         _Work(
             survivor,
@@ -558,11 +551,12 @@ async def _unmerge(
 async def _erase(
     conn: asyncpg.Connection, ctx: Context, event: CloudEvent, contact_id: str, out: Outcome
 ) -> int:
-    ids = [contact_id, *await repo.merged_into(conn, contact_id)]
+    ids = [contact_id, *await subjects.merged_into(conn, contact_id)]
     # An erased contact that had been merged into another: its events leave the survivor too.
     elsewhere = await repo.facts_from_elsewhere(conn, ids)
     await repo.lock_contacts(conn, elsewhere)
     erased = await repo.erase(conn, ids)
+    await subjects.remember_erased(conn, ids)
     if ctx.publish:
         out.messages.append(_tombstone(ctx, contact_id))
     work = [
