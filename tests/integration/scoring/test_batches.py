@@ -12,7 +12,8 @@ import asyncpg
 import pytest_asyncio
 from asyncpg.connection import LoggedQuery
 
-from crm_contracts import CloudEvent
+from crm_contracts import CloudEvent, new_event
+from crm_contracts import contacts as ct
 from crm_contracts.base import Channel
 from crm_kit.db import create_pool
 from crm_kit.migrations import migrate
@@ -93,6 +94,30 @@ async def test_a_batch_of_many_contacts_takes_no_more_statements_than_a_small_on
     # BEGIN, inbox, subjects, locks, subjects (survivors and erased ids in one), facts,
     # scores, crossed facts, scores, history, outbox, COMMIT
     assert many == 12
+
+
+def created(contact_id: str) -> CloudEvent:
+    """contacts' news of a new contact: nothing scoring acts on."""
+    return new_event(
+        ct.CONTACT_CREATED,
+        ct.ContactCreated(contact_id=contact_id, stage=ct.LifecycleStage.PROSPECT),
+        source="urn:crm:contacts",
+    )
+
+
+async def test_contact_events_between_interactions_add_no_statements_to_a_batch(
+    scoring_settings: ScoringSettings, pool: asyncpg.Pool
+) -> None:
+    # contacts publishes about two contact events per interaction (created, updated,
+    # lifecycle): they share scoring's input, and must not cut a batch into small runs.
+    ctx = Context(load_model(), scoring_settings, clock=ticking(timedelta(minutes=5)))
+    run = uuid.uuid4().hex[:6]
+    people = [f"c-{run}-mixed-{i}" for i in range(30)]
+    await apply_counting(pool, history(people, 2, seed=8), ctx)
+    mixed: list[CloudEvent] = []
+    for event in history(people, 4, seed=9):
+        mixed += [event, created(f"c-{run}-new-{uuid.uuid4().hex[:6]}")]
+    assert await apply_counting(pool, mixed, ctx) == 12  # as many as interactions alone
 
 
 async def test_a_batch_scores_as_its_events_one_at_a_time_and_as_the_full_recompute(

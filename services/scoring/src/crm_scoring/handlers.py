@@ -362,6 +362,11 @@ def _tombstone(ctx: Context, contact_id: str) -> OutboxMessage:
 # -- applying events ----------------------------------------------------------------------
 
 _CASE_TYPES = frozenset(cs.EVENTS)
+# The contact and privacy events that change what scoring holds; the others (created, updated,
+# identity linked, consent, lifecycle, another service's erasure answer) change nothing here.
+_ACTS_ON_CONTACTS = frozenset(
+    {ct.CONTACT_MERGED, ct.CONTACT_UNMERGED, ct.CONTACT_ERASED, pv.PRIVACY_ERASURE_REQUESTED}
+)
 
 
 def _case_fact(event: CloudEvent) -> tuple[str, Fact] | None:
@@ -427,16 +432,23 @@ async def apply_claimed_events(
     out = Outcome()
     if not todo:
         return out
-    named = {c for e in todo for c in _contacts_named(e)}
+    facts = [_fact_of(e) for e in todo]
+    named = {
+        c
+        for e, found in zip(todo, facts, strict=True)
+        if found is not None or e.type in _ACTS_ON_CONTACTS
+        for c in _contacts_named(e)
+    }
     now = await subjects.current(conn, named)
     await repo.lock_contacts(conn, named | set(now.survivors.values()))
     pending: list[tuple[CloudEvent, str, Fact]] = []
-    for event in todo:
-        found = _fact_of(event)
+    for event, found in zip(todo, facts, strict=True):
         if found is not None:
             pending.append((event, found[0], found[1]))
             continue
-        # A contact or privacy event: first score the facts that came before it.
+        if event.type not in _ACTS_ON_CONTACTS:
+            continue  # no effect on scores (a profile or consent change): the run goes on
+        # A merge, unmerge or erasure: first score the facts that came before it.
         await _apply_facts(conn, ctx, pending, out)
         pending = []
         await _apply_contact_event(conn, ctx, event, out)
