@@ -64,6 +64,10 @@ class Publisher:
         """Queue a null value for `key` (it removes the key from a compacted topic)."""
         self._queue(OutboxMessage(topic, KafkaRecord(key=key.encode(), value=None, headers=[])))
 
+    def add(self, message: OutboxMessage, *, at: int | None = None) -> None:
+        """Queue a message built elsewhere (`crm_kit.subjects.erasure_completed`)."""
+        self._queue(message, at)
+
     def _queue(self, message: OutboxMessage, at: int | None = None) -> None:
         if at is None:
             self.messages.append(message)

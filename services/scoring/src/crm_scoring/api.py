@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from crm_contracts.scores import ScoreChanged, ScoreReason, Scores
+from crm_kit import subjects
 from crm_kit.api import context_of
 from crm_kit.auth import Principal, require_scopes
 from crm_kit.errors import NotFound
@@ -111,7 +112,7 @@ class ReevaluationOut(BaseModel):
 
 
 async def _survivor(conn: asyncpg.Connection, contact_id: str) -> str:
-    return (await repo.survivors(conn, [contact_id])).get(contact_id, contact_id)
+    return (await subjects.current(conn, [contact_id])).survivor_of(contact_id)
 
 
 @router.get(
@@ -135,7 +136,7 @@ async def get_scores(
         stored = await repo.contact(conn, target)
         if stored is None:
             raise NotFound(f"No scores for contact {contact_id}.")
-        merged = await repo.merged_into(conn, target)
+        merged = await subjects.merged_into(conn, target)
         if as_of is not None:
             facts = (await repo.facts_of(conn, [target]))[target]
     if as_of is not None:

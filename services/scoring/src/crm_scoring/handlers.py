@@ -7,7 +7,6 @@ history and the outbox rows of the events it publishes commit together or not at
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from crm_contracts import CloudEvent, KafkaRecord, new_event
+from crm_contracts import CloudEvent
 from crm_contracts import cases as cs
 from crm_contracts import contacts as ct
 from crm_contracts import interactions as it
@@ -33,8 +32,8 @@ from crm_contracts.scores import (
     Scores,
     ValueTier,
 )
-from crm_kit import inbox, metrics
-from crm_kit.outbox import OutboxMessage, enqueue, event_message
+from crm_kit import inbox, metrics, subjects
+from crm_kit.publisher import Publisher
 from crm_scoring import repository as repo
 from crm_scoring.aggregates import (
     Aggregates,
@@ -85,12 +84,12 @@ class Context:
 
 @dataclass
 class Outcome:
-    """What a batch did."""
+    """What a batch did; `events` holds what it publishes until written to the outbox."""
 
+    events: Publisher
     applied: int = 0
     duplicates: int = 0
     published: int = 0
-    messages: list[OutboxMessage] = field(default_factory=list)
     published_by: Counter[str] = field(default_factory=Counter)
     scored_by: Counter[str] = field(default_factory=Counter)
 
@@ -279,12 +278,10 @@ def _record(
     reasons = evaluation.explain(previous.card if previous else None, published) if material else []
     cause_id = item.cause.id if item.cause else f"scoring.reevaluation:{moment.isoformat()}"
     if publish:
-        change_event = _score_changed(ctx, item, published, new, reasons, cause_id, moment)
-        data = change_event.data_as(ScoreChanged)
-        out.messages.append(
-            event_message(ctx.settings.scores_topic, change_event, key=item.contact_id)
+        change_event = _publish_change(
+            ctx, out.events, item, published, new, reasons, cause_id, moment
         )
-        out.messages.append(_current_message(ctx, item.contact_id, data, change_event, moment))
+        data = change_event.data_as(ScoreChanged)
         history.append((item.contact_id, change_event.id, moment, data.model_dump(mode="json")))
         out.published += 1
         out.published_by[trigger] += 1
@@ -303,26 +300,9 @@ def _record(
     )
 
 
-def _current_message(
-    ctx: Context, contact_id: str, data: ScoreChanged, change_event: CloudEvent, moment: datetime
-) -> OutboxMessage:
-    current = new_event(
-        SCORE_CURRENT,
-        ScoreCurrent(
-            contact_id=contact_id,
-            model_version=ctx.model.version,
-            scores=data.new,
-            cause_event_id=data.cause_event_id,
-        ),
-        source=ctx.settings.source,
-        cause=change_event,
-        time=moment,
-    )
-    return event_message(ctx.settings.scores_current_topic, current, key=contact_id)
-
-
-def _score_changed(
+def _publish_change(
     ctx: Context,
+    events: Publisher,
     item: _Work,
     published: ScoreCard | None,
     new: ScoreCard,
@@ -330,6 +310,7 @@ def _score_changed(
     cause_id: str,
     moment: datetime,
 ) -> CloudEvent:
+    """Queue `score.changed` and the latest scores on the compacted topic; the change."""
     # A decision: its time is the moment the scores are for (DESIGN.md, pattern 7), which
     # is now (or the newest fact's time if later) live, and `as_of` in a re-evaluation.
     currency = ctx.model.currency
@@ -341,22 +322,29 @@ def _score_changed(
         reasons=to_reasons(reasons),
         cause_event_id=cause_id,
     )
-    return new_event(
+    change = events.publish(
+        ctx.settings.scores_topic,
         SCORE_CHANGED,
         data,
-        source=ctx.settings.source,
+        key=item.contact_id,
         cause=item.cause,
-        id=str(uuid.uuid4()),
         time=moment,
     )
-
-
-def _tombstone(ctx: Context, contact_id: str) -> OutboxMessage:
-    # A null value on the compacted topic removes the key.
-    return OutboxMessage(
-        ctx.settings.scores_current_topic,
-        KafkaRecord(key=contact_id.encode(), value=None, headers=[]),
+    current = ScoreCurrent(
+        contact_id=item.contact_id,
+        model_version=ctx.model.version,
+        scores=data.new,
+        cause_event_id=data.cause_event_id,
     )
+    events.publish(
+        ctx.settings.scores_current_topic,
+        SCORE_CURRENT,
+        current,
+        key=item.contact_id,
+        cause=change,
+        time=moment,
+    )
+    return change
 
 
 # -- applying events ----------------------------------------------------------------------
@@ -429,7 +417,7 @@ async def apply_claimed_events(
 ) -> Outcome:
     """Apply events already claimed in the inbox, in the caller's transaction; publish via the
     outbox. The worker's consumer pipeline claims them, as for every kit consumer."""
-    out = Outcome()
+    out = Outcome(Publisher(ctx.settings.source))
     if not todo:
         return out
     facts = [_fact_of(e) for e in todo]
@@ -439,8 +427,8 @@ async def apply_claimed_events(
         if found is not None or e.type in _ACTS_ON_CONTACTS
         for c in _contacts_named(e)
     }
-    aliases = await repo.survivors(conn, named)
-    await repo.lock_contacts(conn, named | set(aliases.values()))
+    now = await subjects.current(conn, named)
+    await repo.lock_contacts(conn, named | set(now.survivors.values()))
     pending: list[tuple[CloudEvent, str, Fact]] = []
     for event, found in zip(todo, facts, strict=True):
         if found is not None:
@@ -454,7 +442,7 @@ async def apply_claimed_events(
         await _apply_contact_event(conn, ctx, event, out)
     await _apply_facts(conn, ctx, pending, out)
     out.applied = len(todo)
-    await enqueue(conn, out.messages)
+    await out.events.flush(conn)
     return out
 
 
@@ -466,16 +454,13 @@ async def _apply_facts(
 ) -> None:
     if not pending:
         return
-    aliases = await repo.survivors(conn, [contact for _, contact, _ in pending])
-    targets = {contact: aliases.get(contact, contact) for _, contact, _ in pending}
-    erased = await repo.erased_among(conn, [*targets, *targets.values()])
+    now = await subjects.current(conn, [contact for _, contact, _ in pending])
     new_facts: list[repo.NewFact] = []
     cause_of: dict[str, CloudEvent] = {}
     for event, contact, fact in pending:
-        target = targets[contact]
-        if contact in erased or target in erased or fact.fact_id in cause_of:
+        if now.is_erased(contact) or fact.fact_id in cause_of:
             continue
-        new_facts.append(repo.NewFact(fact, target, contact, event.id))
+        new_facts.append(repo.NewFact(fact, now.survivor_of(contact), contact, event.id))
         cause_of[fact.fact_id] = event
     inserted = await repo.insert_facts(conn, new_facts)
     work: dict[str, _Work] = {}
@@ -501,19 +486,15 @@ async def _apply_contact_event(
     elif isinstance(data, pv.ErasureRequested):
         erased = await _erase(conn, ctx, event, data.contact_id, out)
         if ctx.publish:
-            done = new_event(
-                pv.PRIVACY_ERASURE_COMPLETED,
-                pv.ErasureCompleted(
-                    request_id=data.request_id,
-                    contact_id=data.contact_id,
+            out.events.add(
+                subjects.erasure_completed(
+                    event,
+                    data,
                     service="scoring",
+                    source=ctx.settings.source,
+                    topic=ctx.settings.privacy_topic,
                     records_erased=erased,
-                ),
-                source=ctx.settings.source,
-                cause=event,
-            )
-            out.messages.append(
-                event_message(ctx.settings.privacy_topic, done, key=data.contact_id)
+                )
             )
 
 
@@ -524,17 +505,18 @@ async def _merge(
     data: ct.ContactMerged,
     out: Outcome,
 ) -> None:
-    aliases = await repo.survivors(conn, [data.survivor_id])
-    survivor = aliases.get(data.survivor_id, data.survivor_id)
+    now = await subjects.current(conn, [data.survivor_id])
+    survivor = now.survivor_of(data.survivor_id)
     merged = [m for m in data.merged_ids if m != survivor]
-    if not merged or await repo.erased_among(conn, [survivor]):
+    if not merged or now.is_erased(data.survivor_id):
         return
     merged_facts = await repo.facts_of(conn, merged)
     await repo.move_facts(conn, merged, survivor)
-    await repo.add_aliases(conn, merged, survivor)
+    await subjects.remember_merge(conn, merged, survivor)
     await repo.delete_contacts(conn, merged)
     if ctx.publish:
-        out.messages.extend(_tombstone(ctx, m) for m in merged)
+        for m in merged:  # a null value on the compacted topic removes the key
+            out.events.tombstone(ctx.settings.scores_current_topic, key=m)
     changes = [
         Change(f"merged contact {m}", tuple(merged_facts[m])) for m in merged if merged_facts[m]
     ]
@@ -554,7 +536,7 @@ async def _unmerge(
     survivor, restored = data.survivor_id, data.contact_id
     moved = await repo.facts_from_origin(conn, contact_id=survivor, origin_id=restored)
     await repo.split_facts(conn, survivor, restored)
-    await repo.remove_alias(conn, restored)
+    await subjects.forget_merge(conn, restored)
     work = [
         _Work(
             survivor,
@@ -570,13 +552,14 @@ async def _unmerge(
 async def _erase(
     conn: asyncpg.Connection, ctx: Context, event: CloudEvent, contact_id: str, out: Outcome
 ) -> int:
-    ids = [contact_id, *await repo.merged_into(conn, contact_id)]
+    ids = [contact_id, *await subjects.merged_into(conn, contact_id)]
     # An erased contact that had been merged into another: its events leave the survivor too.
     elsewhere = await repo.facts_from_elsewhere(conn, ids)
     await repo.lock_contacts(conn, elsewhere)
     erased = await repo.erase(conn, ids)
+    await subjects.remember_erased(conn, ids)
     if ctx.publish:
-        out.messages.append(_tombstone(ctx, contact_id))
+        out.events.tombstone(ctx.settings.scores_current_topic, key=contact_id)
     work = [
         _Work(
             survivor,
@@ -623,11 +606,11 @@ async def reevaluate(
             if not ids:
                 break
             await repo.lock_contacts(conn, ids)
-            out = Outcome()
+            out = Outcome(Publisher(ctx.settings.source))
             await _rescore(
                 conn, ctx, [_Work(i) for i in ids], trigger="time", as_of=moment, out=out
             )
-            await enqueue(conn, out.messages)
+            await out.events.flush(conn)
         out.count()
         evaluated += len(ids)
         published += out.published
@@ -646,29 +629,24 @@ async def rescore_all(pool: asyncpg.Pool, ctx: Context, *, as_of: datetime) -> i
             if not ids:
                 return total
             await repo.lock_contacts(conn, ids)
-            out = Outcome()
+            out = Outcome(Publisher(ctx.settings.source))
             await _rescore(
                 conn, rebuild_ctx, [_Work(i) for i in ids], trigger="time", as_of=as_of, out=out
             )
-            stored = await repo.contacts(conn, ids)
-            messages = [
-                event_message(
-                    ctx.settings.scores_current_topic,
-                    new_event(
-                        SCORE_CURRENT,
-                        ScoreCurrent(
-                            contact_id=c.contact_id,
-                            model_version=c.model_version,
-                            scores=to_scores(c.card, c.currency),
-                            cause_event_id=c.cause_event_id,
-                        ),
-                        source=ctx.settings.source,
-                        time=c.as_of,
-                    ),
-                    key=c.contact_id,
+            for c in (await repo.contacts(conn, ids)).values():
+                current = ScoreCurrent(
+                    contact_id=c.contact_id,
+                    model_version=c.model_version,
+                    scores=to_scores(c.card, c.currency),
+                    cause_event_id=c.cause_event_id,
                 )
-                for c in stored.values()
-            ]
-            await enqueue(conn, messages)
+                out.events.publish(
+                    ctx.settings.scores_current_topic,
+                    SCORE_CURRENT,
+                    current,
+                    key=c.contact_id,
+                    time=c.as_of,
+                )
+            await out.events.flush(conn)
         total += len(ids)
         after = ids[-1]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from crm_contracts import CloudEvent, EventDecodeError, decode_record
+from crm_kit import subjects
 from crm_kit.db import create_pool
 from crm_kit.kafka import new_consumer
 from crm_kit.migrations import migrate
@@ -63,6 +64,7 @@ async def rebuild(
     try:
         async with pool.acquire() as conn, conn.transaction():
             await repo.reset_for_rebuild(conn, settings.inbox_consumer)
+            await subjects.forget_merges(conn)  # the topics bring them again; erasures stay
         await consumer.start()
         loop = asyncio.get_running_loop()
         last_seen = loop.time()

@@ -199,33 +199,6 @@ async def try_lock(conn: asyncpg.Connection, key: int) -> bool:
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", key))
 
 
-async def survivors(conn: asyncpg.Connection, contact_ids: Iterable[str]) -> dict[str, str]:
-    """Merged contact id -> survivor id, for those of `contact_ids` that were merged."""
-    rows = await conn.fetch(
-        "SELECT merged_id, survivor_id FROM scoring_aliases WHERE merged_id = ANY($1::text[])",
-        list(set(contact_ids)),
-    )
-    return {row["merged_id"]: row["survivor_id"] for row in rows}
-
-
-async def merged_into(conn: asyncpg.Connection, survivor_id: str) -> list[str]:
-    """The contacts merged into `survivor_id`."""
-    rows = await conn.fetch(
-        "SELECT merged_id FROM scoring_aliases WHERE survivor_id = $1 ORDER BY merged_id",
-        survivor_id,
-    )
-    return [row["merged_id"] for row in rows]
-
-
-async def erased_among(conn: asyncpg.Connection, contact_ids: Iterable[str]) -> set[str]:
-    """Those of `contact_ids` that were erased."""
-    rows = await conn.fetch(
-        "SELECT contact_id FROM scoring_erased WHERE contact_id = ANY($1::text[])",
-        list(set(contact_ids)),
-    )
-    return {row["contact_id"] for row in rows}
-
-
 async def insert_facts(conn: asyncpg.Connection, facts: Sequence[NewFact]) -> set[str]:
     """Insert facts; return the ids inserted (a fact already known is left out)."""
     if not facts:
@@ -421,31 +394,6 @@ async def split_facts(conn: asyncpg.Connection, survivor_id: str, restored_id: s
     )
 
 
-async def add_aliases(
-    conn: asyncpg.Connection, merged_ids: Sequence[str], survivor_id: str
-) -> None:
-    """Point merged contacts (and those merged into them before) at the survivor."""
-    await conn.execute(
-        "UPDATE scoring_aliases SET survivor_id = $2 WHERE survivor_id = ANY($1::text[])",
-        list(merged_ids),
-        survivor_id,
-    )
-    await conn.execute(
-        """
-        INSERT INTO scoring_aliases (merged_id, survivor_id)
-        SELECT m, $2 FROM unnest($1::text[]) AS m
-        ON CONFLICT (merged_id) DO UPDATE SET survivor_id = EXCLUDED.survivor_id
-        """,
-        list(merged_ids),
-        survivor_id,
-    )
-
-
-async def remove_alias(conn: asyncpg.Connection, merged_id: str) -> None:
-    """Forget that a contact was merged (an unmerge)."""
-    await conn.execute("DELETE FROM scoring_aliases WHERE merged_id = $1", merged_id)
-
-
 async def delete_contacts(conn: asyncpg.Connection, contact_ids: Sequence[str]) -> None:
     """Drop the scores of contacts that no longer exist on their own."""
     await conn.execute(
@@ -469,7 +417,7 @@ async def facts_from_elsewhere(
 
 
 async def erase(conn: asyncpg.Connection, contact_ids: Sequence[str]) -> int:
-    """Delete everything kept about these contacts and remember them as erased."""
+    """Delete everything kept about these contacts; the number of rows deleted."""
     ids = list(contact_ids)
     facts = await conn.execute(
         "DELETE FROM scoring_facts WHERE contact_id = ANY($1::text[]) "
@@ -481,15 +429,6 @@ async def erase(conn: asyncpg.Connection, contact_ids: Sequence[str]) -> int:
     )
     history = await conn.execute(
         "DELETE FROM scoring_history WHERE contact_id = ANY($1::text[])", ids
-    )
-    await conn.execute(
-        "DELETE FROM scoring_aliases WHERE merged_id = ANY($1::text[]) "
-        "OR survivor_id = ANY($1::text[])",
-        ids,
-    )
-    await conn.execute(
-        "INSERT INTO scoring_erased (contact_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-        ids,
     )
     return sum(int(status.split()[-1]) for status in (facts, scores, history))
 
@@ -524,8 +463,8 @@ async def contacts_with_facts(conn: asyncpg.Connection, *, after: str, limit: in
 
 
 async def reset_for_rebuild(conn: asyncpg.Connection, inbox_consumer: str) -> None:
-    """Forget facts, merges, scores and the inbox; keep the history and the erased ids."""
-    await conn.execute("TRUNCATE scoring_facts, scoring_aliases")
+    """Forget facts, scores and the inbox; keep the history (merges: `subjects.forget_merges`)."""
+    await conn.execute("TRUNCATE scoring_facts")
     await conn.execute("DELETE FROM scoring_contacts")
     await conn.execute("DELETE FROM kit_inbox WHERE consumer = $1", inbox_consumer)
 

@@ -19,7 +19,7 @@ from crm_contacts.handlers.lookups import ContactDetails, contact_details
 from crm_contracts import CloudEvent
 from crm_contracts import contacts as ct
 from crm_contracts import privacy as pv
-from crm_kit import metrics
+from crm_kit import metrics, subjects
 from crm_kit.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -149,28 +149,23 @@ async def _erase(
         cause=cause,
         time=now,
     )
+    # The request for the contact it ended at (a request from elsewhere may name a merged id).
+    request = pv.ErasureRequested(
+        request_id=request_id, contact_id=contact_id, requested_by=requested_by, reason=reason
+    )
     if cause is None:
-        out.publish(
-            privacy,
-            pv.PRIVACY_ERASURE_REQUESTED,
-            pv.ErasureRequested(
-                request_id=request_id,
-                contact_id=contact_id,
-                requested_by=requested_by,
-                reason=reason,
-            ),
-            key=contact_id,
+        out.publish(privacy, pv.PRIVACY_ERASURE_REQUESTED, request, key=contact_id, time=now)
+    out.add(
+        subjects.erasure_completed(
+            cause,
+            request,
+            service=SERVICE,
+            source=out.source,
+            topic=privacy,
+            records_erased=records,
             time=now,
+            correlation_id=out.correlation_id,
         )
-    out.publish(
-        privacy,
-        pv.PRIVACY_ERASURE_COMPLETED,
-        pv.ErasureCompleted(
-            request_id=request_id, contact_id=contact_id, service=SERVICE, records_erased=records
-        ),
-        key=contact_id,
-        cause=cause,
-        time=now,
     )
     ERASURES.inc()
     log.info("contact erased", extra={"contact_id": contact_id, "request_id": request_id})
