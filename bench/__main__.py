@@ -35,6 +35,7 @@ from bench import backend, lean, reads, report, scoring_cost, transport
 from bench.load import Load, Stepping, drain_rate, find_sustained
 from bench.stack import BenchStack, bench_stack
 from bench.tracker import Outputs, Tracker
+from crm_stack.settings import StackSettings
 from crm_stack.simulate.journeys import SimConfig
 
 PARTS = ("transport", "lean", "backend", "cost", "reads")
@@ -188,7 +189,8 @@ async def run_transport(stack: BenchStack, plan: Plan, log: Log) -> dict[str, An
 
 
 def _partitions(stack: BenchStack) -> int:
-    return int(stack.env.get("CRM_STACK_TOPIC_PARTITIONS", "12"))
+    """The back end's partition count, as crmctl chose it (the bench's env adds only ports)."""
+    return StackSettings().partitions
 
 
 async def run_lean(stack: BenchStack, plan: Plan, log: Log) -> dict[str, Any]:

@@ -236,9 +236,7 @@ def cmd_topics(stack: Stack, args: argparse.Namespace) -> int:
     from crm_kit.kafka import ensure_topics
 
     created = asyncio.run(
-        ensure_topics(
-            stack.bootstrap_servers, topic_specs(partitions=stack.settings.topic_partitions)
-        )
+        ensure_topics(stack.bootstrap_servers, topic_specs(partitions=stack.settings.partitions))
     )
     print(f"crmctl: created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
     return 0

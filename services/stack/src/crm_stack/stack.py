@@ -253,9 +253,9 @@ class Stack:
         except TimeoutError as exc:
             raise StackError(f"{exc}; its log:\n{tail(self.broker.log_path)}") from exc
         created = await ensure_topics(
-            self.bootstrap_servers, topic_specs(partitions=self.settings.topic_partitions)
+            self.bootstrap_servers, topic_specs(partitions=self.settings.partitions)
         )
-        on_progress(f"topics: {len(created)} created, partitions {self.settings.topic_partitions}")
+        on_progress(f"topics: {len(created)} created, partitions {self.settings.partitions}")
         for service in services:
             await ensure_database(self.admin_dsn, service.database)
 
