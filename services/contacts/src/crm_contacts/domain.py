@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
@@ -83,7 +82,6 @@ def normalise_email(raw: str) -> str | None:
     return value
 
 
-@functools.lru_cache(maxsize=4096)
 def normalise_phone(raw: str, region: str) -> str | None:
     """E.164 (`+442079460000`); national numbers read in `region`; None when impossible."""
     try:
