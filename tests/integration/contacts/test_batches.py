@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
+from unittest.mock import ANY
 
 import asyncpg
+import pytest
 import pytest_asyncio
 
 from crm_contacts import handlers
@@ -25,9 +27,12 @@ from crm_contacts.handlers.batch import resolve_batch
 from crm_contacts.handlers.context import Publisher
 from crm_contacts.handlers.resolution import record_interaction
 from crm_contacts.settings import ContactsSettings
-from crm_contracts import CloudEvent, decode_record, encode_binary
+from crm_contracts import CloudEvent, decode_record, encode_binary, new_event
 from crm_contracts import contacts as ct
 from crm_contracts import interactions as it
+from crm_contracts import scores as sc
+from crm_contracts.examples import example_data
+from crm_kit.consumer import PermanentEventError
 from crm_kit.db import create_pool
 from crm_kit.migrations import migrate
 from crm_kit.outbox import OutboxMessage
@@ -36,6 +41,7 @@ from tests.support.kafka import header, produce
 
 ADA = {"email": "ada@example.com"}
 ADA_PHONE = {"email": "ada@example.com", "phone": "020 7946 0000"}
+BOB = {"email": "bob@example.com"}
 
 
 @dataclass
@@ -470,3 +476,68 @@ async def test_a_batch_publishes_and_stores_what_the_events_one_by_one_would(
     assert batched[0] == one_by_one[0]
     assert batched[1] == one_by_one[1]
     assert len(one_by_one[0]) > 25
+
+
+# -- case, campaign and score events a batch at a time ------------------------------------------
+
+
+def score_event(contact_id: str, engagement: int, *, time: datetime) -> CloudEvent:
+    data = example_data(sc.SCORE_CHANGED)
+    new = data.new.model_copy(update={"engagement": engagement})
+    changed = data.model_copy(update={"contact_id": contact_id, "new": new})
+    return new_event(sc.SCORE_CHANGED, changed, source="urn:crm:scoring", time=time)
+
+
+async def apply_related(engine: Engine, *events: CloudEvent) -> None:
+    async with engine.pool.acquire() as conn, conn.transaction():
+        await handlers.record_related_events(conn, events, engine.ctx)
+
+
+async def stored_scores(engine: Engine) -> list[tuple[str, str, int, str]]:
+    rows = await engine.pool.fetch(
+        "SELECT origin_contact_id, contact_id, scores, event_id FROM scores "
+        "ORDER BY origin_contact_id"
+    )
+    return [
+        (r["origin_contact_id"], r["contact_id"], r["scores"]["engagement"], r["event_id"])
+        for r in rows
+    ]
+
+
+async def test_scores_of_one_batch_keep_the_latest_by_event_time_the_last_of_a_tie(
+    engine: Engine,
+) -> None:
+    await engine.apply(purchase(identity=ADA, time=T0))
+    ada = await engine.contact_of(email="ada@example.com")
+    later, latest, tie = (
+        score_event(ada, 10, time=T0 + timedelta(hours=1)),
+        score_event(ada, 20, time=T0 + timedelta(hours=2)),
+        score_event(ada, 30, time=T0 + timedelta(hours=2)),
+    )
+
+    await apply_related(engine, later, latest, tie, score_event(ada, 40, time=T0))
+
+    assert await stored_scores(engine) == [(ada, ada, 30, tie.id)]
+    await apply_related(engine, score_event(ada, 50, time=T0 + timedelta(hours=1)))
+    assert await stored_scores(engine) == [(ada, ada, 30, tie.id)]
+    assert len(await engine.timeline_ids(ada)) == 6
+
+
+async def test_related_events_of_a_merged_contact_go_to_its_survivor_and_unknown_ones_fail(
+    engine: Engine,
+) -> None:
+    await engine.apply(purchase(identity=ADA, time=T0), purchase(identity=BOB, time=T0))
+    ada = await engine.contact_of(email="ada@example.com")
+    bob = await engine.contact_of(email="bob@example.com")
+    async with engine.pool.acquire() as conn, conn.transaction():
+        await handlers.merge_by_hand(
+            conn, engine.ctx, survivor_id=ada, merged_ids=[bob], actor="agent", correlation_id="x"
+        )
+
+    await apply_related(engine, score_event(bob, 10, time=T0), score_event(ada, 20, time=T0))
+
+    assert await stored_scores(engine) == sorted([(bob, ada, 10, ANY), (ada, ada, 20, ANY)])
+    with pytest.raises(PermanentEventError, match="unknown contact"):
+        await apply_related(
+            engine, score_event(ada, 30, time=T0), score_event("c-nobody", 1, time=T0)
+        )

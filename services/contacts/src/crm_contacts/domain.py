@@ -301,10 +301,23 @@ class LifecycleRules:
 
     initial_stage: LifecycleStage
     rules: tuple[LifecycleRule, ...]
+    # Every kind a rule names, to the kinds its rules count: asked once per interaction.
+    _counted: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        named = {k for rule in self.rules for k in rule.kinds}
+        counted = {
+            kind: frozenset(k for rule in self.rules if kind in rule.kinds for k in rule.kinds)
+            for kind in named
+        }
+        object.__setattr__(self, "_counted", counted)
 
     def counted_kinds(self, kind: str) -> frozenset[str]:
         """The interaction kinds whose counts the rules for `kind` need."""
-        return frozenset(k for rule in self.rules if kind in rule.kinds for k in rule.kinds)
+        return self._counted.get(kind, _NONE_COUNTED)
+
+
+_NONE_COUNTED: frozenset[str] = frozenset()
 
 
 def parse_lifecycle_rules(document: Mapping[str, Any]) -> LifecycleRules:

@@ -67,8 +67,14 @@ def interaction_resolved(
     stage: ct.LifecycleStage,
     previous: ct.LifecycleStage | None,
 ) -> it.InteractionResolved:
-    """The interaction restated, resolved to its contact, with the stage it left it in."""
-    return it.InteractionResolved(
+    """The interaction restated, resolved to its contact, with the stage it left it in.
+
+    Built without validating again (a third of its cost per interaction): every field is
+    the validated raw interaction's, the event's own id and source, a contact id of ours or
+    a stage, and `stage_changed` agrees with the stages by construction. The published
+    bytes are the same (tests/unit/contacts/test_resolved_event.py).
+    """
+    return it.InteractionResolved.model_construct(
         interaction_id=event.id,
         interaction_source=event.source,
         contact_id=contact_id,
@@ -221,6 +227,7 @@ async def _apply_run(
     plan, rows = await _plan_and_lock(conn, window)
     taken = list(zip(window, plan.steps, strict=False))
     run = await _read_run(conn, ctx, taken, rows)
+    created = matched = 0
     for item, step in taken:
         with log_context(event_id=item.event.id, correlation_id=item.event.correlationid):
             if isinstance(step, Dropped):
@@ -230,6 +237,11 @@ async def _apply_run(
                 )
             else:
                 _apply(ctx, out, run, item, step)
+                created, matched = created + step.creates, matched + (not step.creates)
+    # Counted once a run rather than once an interaction (a label lookup each).
+    for outcome, n in (("created", created), ("matched", matched)):
+        if n:
+            RESOLUTIONS.labels(outcome).inc(n)
     await repo.insert_contacts(conn, [c.write() for c in run.contacts.values() if c.new])
     await repo.update_contacts(
         conn, [c.write() for c in run.contacts.values() if c.changed and not c.new]
@@ -325,7 +337,6 @@ def _apply(ctx: Context, out: Publisher, run: Run, item: Interaction, step: Assi
     if data.consent is not None:
         _record_consent(out, run, contact.id, origin_id, item)
     stage = _stage_after(ctx, run, contact, data.kind)
-    RESOLUTIONS.labels("created" if step.creates else "matched").inc()
     profile = contact.profile if step.creates else None
     queue_outcome(out, ctx, item, contact.id, stage, previous, created_profile=profile, start=start)
 

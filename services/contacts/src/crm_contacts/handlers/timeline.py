@@ -61,67 +61,81 @@ def _case_fields(data: BaseModel) -> dict[str, Any]:
 async def record_related_events(
     conn: asyncpg.Connection, events: Sequence[CloudEvent], ctx: Context
 ) -> None:
-    """Case, campaign and score events: projections for the 360, entries for the timeline."""
+    """Case, campaign and score events: projections for the 360, entries for the timeline.
+
+    In event order, on one lookup of the contacts they name (nothing in here moves a
+    contact); scores and the timeline are written once for the batch, one statement each.
+    """
+    named = [getattr(event.data, "contact_id", None) for event in events]
+    survivors = await repo.survivors_of(conn, [g for g in named if isinstance(g, str)])
     entries: list[TimelineEntry] = []
-    for event in events:
+    scores: list[repo.ScoreWrite] = []
+    for event, given in zip(events, named, strict=True):
         data = event.data
         if isinstance(data, cm.CampaignCompleted):
             await repo.end_campaign(conn, data.campaign_id, event.time)
             continue
-        given = getattr(data, "contact_id", None)
         if not isinstance(given, str):
             continue  # campaign launched or paused: about no contact
-        contact = await repo.survivor_of(conn, given)
+        contact = survivors.get(given)
         if contact is None:
             raise PermanentEventError(f"unknown contact in {event.type}", reason="unknown_contact")
-        if contact["status"] == "erased":
+        if contact.status == "erased":
             SKIPPED.labels("erased_contact").inc()
             continue
-        contact_id = str(contact["id"])
         if isinstance(data, sc.ScoreChanged):
-            await repo.upsert_score(
-                conn,
-                contact_id=contact_id,
-                origin_id=given,
-                model_version=data.model_version,
-                scores=data.new.model_dump(mode="json"),
-                time=event.time,
-                event_id=event.id,
-            )
-        elif event.type in cs.EVENTS:
-            case_id = getattr(data, "case_id", None)
-            fields = _case_fields(data)
-            if fields and isinstance(case_id, str):
-                await repo.upsert_case(
-                    conn,
-                    case_id=case_id,
-                    contact_id=contact_id,
+            scores.append(
+                repo.ScoreWrite(
                     origin_id=given,
+                    contact_id=contact.id,
+                    model_version=data.model_version,
+                    scores=data.new.model_dump(mode="json"),
                     time=event.time,
-                    title=fields.get("title"),
-                    queue=fields.get("queue"),
-                    priority=fields.get("priority"),
-                    status=fields.get("status"),
-                    assignee=fields.get("assignee"),
-                    assignee_set=bool(fields.get("assignee_set")),
-                    opened=bool(fields.get("opened")),
+                    event_id=event.id,
                 )
-        elif isinstance(
-            data, cm.CampaignContactEnrolled | cm.CampaignConverted | cm.CampaignExited
-        ):
-            await repo.upsert_enrolment(
+            )
+        else:
+            await _project(conn, event, contact_id=contact.id, given=given)
+        entries.append(domain.timeline_entry(event, contact_id=contact.id, origin_id=given))
+    await repo.upsert_scores(conn, scores)
+    await repo.insert_timeline(conn, entries)
+
+
+async def _project(
+    conn: asyncpg.Connection, event: CloudEvent, *, contact_id: str, given: str
+) -> None:
+    """A case or enrolment event into its projection for the 360."""
+    data = event.data
+    if event.type in cs.EVENTS:
+        case_id = getattr(data, "case_id", None)
+        fields = _case_fields(data)
+        if fields and isinstance(case_id, str):
+            await repo.upsert_case(
                 conn,
-                enrolment_id=data.enrolment_id,
-                campaign_id=data.campaign_id,
+                case_id=case_id,
                 contact_id=contact_id,
                 origin_id=given,
-                enrolled_at=event.time if isinstance(data, cm.CampaignContactEnrolled) else None,
-                converted_at=event.time if isinstance(data, cm.CampaignConverted) else None,
-                exited_at=event.time if isinstance(data, cm.CampaignExited) else None,
-                exit_reason=data.reason.value if isinstance(data, cm.CampaignExited) else None,
+                time=event.time,
+                title=fields.get("title"),
+                queue=fields.get("queue"),
+                priority=fields.get("priority"),
+                status=fields.get("status"),
+                assignee=fields.get("assignee"),
+                assignee_set=bool(fields.get("assignee_set")),
+                opened=bool(fields.get("opened")),
             )
-        entries.append(domain.timeline_entry(event, contact_id=contact_id, origin_id=given))
-    await repo.insert_timeline(conn, entries)
+    elif isinstance(data, cm.CampaignContactEnrolled | cm.CampaignConverted | cm.CampaignExited):
+        await repo.upsert_enrolment(
+            conn,
+            enrolment_id=data.enrolment_id,
+            campaign_id=data.campaign_id,
+            contact_id=contact_id,
+            origin_id=given,
+            enrolled_at=event.time if isinstance(data, cm.CampaignContactEnrolled) else None,
+            converted_at=event.time if isinstance(data, cm.CampaignConverted) else None,
+            exited_at=event.time if isinstance(data, cm.CampaignExited) else None,
+            exit_reason=data.reason.value if isinstance(data, cm.CampaignExited) else None,
+        )
 
 
 async def get_timeline(

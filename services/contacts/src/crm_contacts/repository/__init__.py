@@ -24,6 +24,7 @@ from crm_contacts.repository.consent import (
 from crm_contacts.repository.contacts import (
     ContactFilter,
     ContactWrite,
+    Survivor,
     accounts_named,
     get_contact,
     insert_contact,
@@ -34,6 +35,7 @@ from crm_contacts.repository.contacts import (
     merged_into,
     set_account,
     survivor_of,
+    survivors_of,
     touch,
     update_contacts,
     update_profile,
@@ -62,6 +64,7 @@ from crm_contacts.repository.resolution import (
     unmerge_contact,
 )
 from crm_contacts.repository.timeline import (
+    ScoreWrite,
     TimelineFilter,
     cases_of,
     count_kinds,
@@ -75,7 +78,7 @@ from crm_contacts.repository.timeline import (
     timeline_page,
     upsert_case,
     upsert_enrolment,
-    upsert_score,
+    upsert_scores,
 )
 
 __all__ = [
@@ -84,6 +87,8 @@ __all__ = [
     "ContactWrite",
     "NewConsent",
     "NewLink",
+    "ScoreWrite",
+    "Survivor",
     "TimelineFilter",
     "account_by_domain",
     "account_by_name",
@@ -131,6 +136,7 @@ __all__ = [
     "release_identifiers",
     "set_account",
     "survivor_of",
+    "survivors_of",
     "timeline_page",
     "touch",
     "unmerge_contact",
@@ -139,5 +145,5 @@ __all__ = [
     "update_stage",
     "upsert_case",
     "upsert_enrolment",
-    "upsert_score",
+    "upsert_scores",
 ]

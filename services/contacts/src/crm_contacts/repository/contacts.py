@@ -164,6 +164,38 @@ async def survivor_of(conn: asyncpg.Connection, contact_id: str) -> dict[str, An
     return None if row is None else await get_contact(conn, row["id"])
 
 
+@dataclass(frozen=True)
+class Survivor:
+    """The contact an id ends at, following merged_into, and its status."""
+
+    id: str
+    status: str
+
+
+async def survivors_of(conn: asyncpg.Connection, contact_ids: Sequence[str]) -> dict[str, Survivor]:
+    """For each of these (possibly merged) ids, the contact it ends at (one statement), as
+    `survivor_of` finds it; unknown ids are left out."""
+    if not contact_ids:
+        return {}
+    rows = await conn.fetch(
+        """
+        WITH RECURSIVE chain (asked, id, merged_into, depth) AS (
+            SELECT id, id, merged_into, 0 FROM contacts WHERE id = ANY($1::text[])
+            UNION ALL
+            SELECT chain.asked, c.id, c.merged_into, chain.depth + 1
+            FROM contacts c JOIN chain ON c.id = chain.merged_into
+            WHERE chain.depth < 100
+        ),
+        ends AS (
+            SELECT DISTINCT ON (asked) asked, id FROM chain ORDER BY asked, depth DESC
+        )
+        SELECT ends.asked, c.id, c.status FROM ends JOIN contacts c ON c.id = ends.id
+        """,
+        sorted(set(contact_ids)),
+    )
+    return {r["asked"]: Survivor(str(r["id"]), r["status"]) for r in rows}
+
+
 async def merged_into(conn: asyncpg.Connection, survivor_id: str) -> list[str]:
     """Every contact merged (directly or through another) into a survivor."""
     rows = await conn.fetch(

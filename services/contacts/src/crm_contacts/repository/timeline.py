@@ -147,32 +147,47 @@ async def timeline_page(
 # -- projections of other services ---------------------------------------------------------
 
 
-async def upsert_score(
-    conn: asyncpg.Connection,
-    *,
-    contact_id: str,
-    origin_id: str,
-    model_version: str,
-    scores: dict[str, Any],
-    time: datetime,
-    event_id: str,
-) -> None:
-    """Keep the latest scores (by event time) of a contact."""
+@dataclass(frozen=True)
+class ScoreWrite:
+    """A score event's scores, for the contact (`origin_id`) it was about."""
+
+    origin_id: str
+    contact_id: str
+    model_version: str
+    scores: dict[str, Any]
+    time: datetime
+    event_id: str
+
+
+async def upsert_scores(conn: asyncpg.Connection, writes: Sequence[ScoreWrite]) -> None:
+    """`upsert_score` for each write in turn, in one statement: per origin, the write that
+    would be left is the latest by time (of equal times, the last), and only it is upserted
+    (one statement cannot update a row twice)."""
+    last: dict[str, ScoreWrite] = {}
+    for write in writes:
+        kept = last.get(write.origin_id)
+        if kept is None or kept.time <= write.time:
+            last[write.origin_id] = write
+    if not last:
+        return
+    rows = [last[origin] for origin in sorted(last)]
     await conn.execute(
         """
         INSERT INTO scores (origin_contact_id, contact_id, model_version, scores, time, event_id)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        SELECT o, c, m, s::jsonb, t, e
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                    $6::text[]) AS u (o, c, m, s, t, e)
         ON CONFLICT (origin_contact_id) DO UPDATE
         SET model_version = EXCLUDED.model_version, scores = EXCLUDED.scores,
             time = EXCLUDED.time, event_id = EXCLUDED.event_id
         WHERE scores.time <= EXCLUDED.time
         """,
-        origin_id,
-        contact_id,
-        model_version,
-        scores,
-        time,
-        event_id,
+        [r.origin_id for r in rows],
+        [r.contact_id for r in rows],
+        [r.model_version for r in rows],
+        [json.dumps(r.scores) for r in rows],
+        [r.time for r in rows],
+        [r.event_id for r in rows],
     )
 
 

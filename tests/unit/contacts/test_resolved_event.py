@@ -1,0 +1,45 @@
+"""interaction.resolved is built without a second validation: it must be the event that
+validating would have built, to the byte."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from crm_contacts.handlers.batch import interaction_resolved
+from crm_contracts import CloudEvent, decode_json
+from crm_contracts import contacts as ct
+from crm_contracts import interactions as it
+from crm_stack.simulate.journeys import SimConfig, TrafficGenerator
+
+STAGES = [
+    (ct.LifecycleStage.PROSPECT, None),
+    (ct.LifecycleStage.FIRST_TIME_CUSTOMER, ct.LifecycleStage.PROSPECT),
+    (ct.LifecycleStage.CLIENT, ct.LifecycleStage.CLIENT),
+]
+
+
+def simulated_interactions() -> list[CloudEvent]:
+    traffic = TrafficGenerator(SimConfig(seed=11, contacts=300))
+    return [decode_json(e.event) for e in itertools.islice(traffic, 1500)]
+
+
+@pytest.mark.parametrize(("stage", "previous"), STAGES)
+def test_the_resolved_interaction_is_the_one_validation_would_build(
+    stage: ct.LifecycleStage, previous: ct.LifecycleStage | None
+) -> None:
+    for event in simulated_interactions():
+        data = event.data_as(it.InteractionRecorded)
+        built = interaction_resolved(event, data, "c-0123456789abcdef", stage, previous)
+
+        # What the handler built before: the same fields, validated.
+        validated = it.InteractionResolved(
+            **{name: getattr(built, name) for name in built.model_fields_set}
+        )
+
+        assert built.model_dump_json(by_alias=True, exclude_none=True) == (
+            validated.model_dump_json(by_alias=True, exclude_none=True)
+        )
+        assert built == validated
+        assert built.model_fields_set == validated.model_fields_set
