@@ -38,6 +38,7 @@ from crm_kit.migrations import migrate
 from crm_kit.outbox import OutboxMessage
 from tests.integration.contacts.conftest import T0, of_type, purchase, raw_event
 from tests.support.kafka import header, produce
+from tests.support.statements import statements_on
 
 ADA = {"email": "ada@example.com"}
 ADA_PHONE = {"email": "ada@example.com", "phone": "020 7946 0000"}
@@ -295,18 +296,12 @@ def simple_batch(size: int, round_: int) -> list[CloudEvent]:
 
 
 async def statements_for(engine: Engine, events: Sequence[CloudEvent]) -> int:
-    async with engine.pool.acquire() as conn:
-        statements: list[str] = []
-
-        def logged(record: Any) -> None:
-            statements.append(record.query)
-
-        conn.add_query_logger(logged)
-        try:
-            async with conn.transaction():
-                await handlers.resolve_interactions(conn, events, engine.ctx)
-        finally:
-            conn.remove_query_logger(logged)
+    async with (
+        engine.pool.acquire() as conn,
+        statements_on(conn) as statements,
+        conn.transaction(),
+    ):
+        await handlers.resolve_interactions(conn, events, engine.ctx)
     return len(statements)
 
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest_asyncio
-from asyncpg.connection import LoggedQuery
 
 from crm_contracts import CloudEvent, new_event
 from crm_contracts import contacts as ct
@@ -24,6 +23,7 @@ from crm_scoring.handlers import Context, apply_events, reevaluate
 from crm_scoring.model import load_model
 from crm_scoring.settings import ScoringSettings
 from tests.integration.scoring.conftest import interaction
+from tests.support.statements import statements_on
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 KINDS = ["page_view", "email_clicked", "purchase", "complaint", "chat", "refund", "feedback"]
@@ -60,20 +60,9 @@ def history(contacts: Sequence[str], per_contact: int, seed: int) -> list[CloudE
 
 async def apply_counting(pool: asyncpg.Pool, events: Sequence[CloudEvent], ctx: Context) -> int:
     """Apply events in one transaction; the number of statements it took."""
-    statements: list[str] = []
-
-    def log(record: LoggedQuery) -> None:
-        statements.append(record.query)
-
-    async with pool.acquire() as conn:
-        conn.add_query_logger(log)
-        try:
-            async with conn.transaction():
-                await apply_events(conn, events, ctx)
-        finally:
-            conn.remove_query_logger(log)
-    # Not counted: asyncpg's one-off type introspection on a connection's first use of a type.
-    return sum(1 for q in statements if "typeinfo_tree" not in q and "'jit'" not in q)
+    async with pool.acquire() as conn, statements_on(conn) as statements, conn.transaction():
+        await apply_events(conn, events, ctx)
+    return len(statements)
 
 
 async def test_a_batch_of_many_contacts_takes_no_more_statements_than_a_small_one(

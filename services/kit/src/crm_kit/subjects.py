@@ -123,15 +123,6 @@ async def remember_erased(conn: asyncpg.Connection, subject_ids: Sequence[str]) 
     )
 
 
-async def erased_among(conn: asyncpg.Connection, subject_ids: Iterable[str]) -> set[str]:
-    """Those of `subject_ids` that were erased."""
-    rows = await conn.fetch(
-        "SELECT subject_id FROM kit_erased_subjects WHERE subject_id = ANY($1::text[])",
-        list(set(subject_ids)),
-    )
-    return {row["subject_id"] for row in rows}
-
-
 def erasure_completed(
     request: CloudEvent | None,
     data: pv.ErasureRequested,

@@ -148,20 +148,8 @@ async def lock_contacts(
 
 async def survivor_of(conn: asyncpg.Connection, contact_id: str) -> dict[str, Any] | None:
     """The contact a (possibly merged) id ends at, following merged_into; None if unknown."""
-    row = await conn.fetchrow(
-        """
-        WITH RECURSIVE chain (id, merged_into, depth) AS (
-            SELECT id, merged_into, 0 FROM contacts WHERE id = $1
-            UNION ALL
-            SELECT c.id, c.merged_into, chain.depth + 1
-            FROM contacts c JOIN chain ON c.id = chain.merged_into
-            WHERE chain.depth < 100
-        )
-        SELECT id FROM chain ORDER BY depth DESC LIMIT 1
-        """,
-        contact_id,
-    )
-    return None if row is None else await get_contact(conn, row["id"])
+    end = (await survivors_of(conn, [contact_id])).get(contact_id)
+    return None if end is None else await get_contact(conn, end.id)
 
 
 @dataclass(frozen=True)
@@ -173,8 +161,8 @@ class Survivor:
 
 
 async def survivors_of(conn: asyncpg.Connection, contact_ids: Sequence[str]) -> dict[str, Survivor]:
-    """For each of these (possibly merged) ids, the contact it ends at (one statement), as
-    `survivor_of` finds it; unknown ids are left out."""
+    """For each of these (possibly merged) ids, the contact it ends at, following merged_into
+    (one statement); unknown ids are left out."""
     if not contact_ids:
         return {}
     rows = await conn.fetch(
