@@ -236,7 +236,7 @@ def test_up_in_the_foreground_stops_everything_on_ctrl_c(workdir: Path) -> None:
             break
     status = json.loads(_crmctl(env, "status", "--json").stdout)
     pids = [c["pid"] for c in status if c["pid"]]
-    assert {c["state"] for c in status if c["kind"] != "service"} == {"up"}, lines
+    assert {c["state"] for c in status if c["kind"] != "service"} == {"up"}, "".join(lines)
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0
