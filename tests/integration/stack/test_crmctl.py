@@ -257,6 +257,18 @@ def test_a_taken_port_is_named_with_the_setting_that_changes_it(workdir: Path) -
     assert not (workdir / "state" / "stack.json").exists()
 
 
+def test_two_parts_set_to_one_port_are_named_before_anything_starts(workdir: Path) -> None:
+    env = _env(workdir)
+    env["CRM_STACK_SCORING_PORT"] = env["CRM_STACK_CONTACTS_PORT"]
+    result = _crmctl(env, "up", "--detach")
+    assert result.returncode == 2
+    assert "CRM_STACK_SCORING_PORT" in result.stderr
+    assert "CRM_STACK_CONTACTS_PORT" in result.stderr
+    assert env["CRM_STACK_CONTACTS_PORT"] in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (workdir / "state" / "stack.json").exists()
+
+
 def test_a_missing_broker_binary_is_reported_with_what_to_do(workdir: Path) -> None:
     env = _env(workdir, CALF_TANSU_BIN=str(workdir / "no-such-tansu"), PATH="/usr/bin:/bin")
     result = _crmctl(env, "up", "--detach")

@@ -237,6 +237,17 @@ class Stack:
             wanted.append(
                 (f"{s.name} (CRM_STACK_{s.name.upper()}_PORT)", self.settings.service_port(s.name))
             )
+        sharing: dict[int, list[str]] = {}
+        for what, port in wanted:
+            sharing.setdefault(port, []).append(what)
+        shared = [
+            f"{port}: {' and '.join(whats)}" for port, whats in sharing.items() if len(whats) > 1
+        ]
+        if shared:
+            raise StackError(
+                f"two parts of the stack are set to one port ({'; '.join(shared)}); "
+                "give each its own with the settings named."
+            )
         taken = [
             f"{what}: {port}" for what, port in wanted if not port_is_free(self.settings.host, port)
         ]
