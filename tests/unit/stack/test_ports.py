@@ -1,4 +1,4 @@
-"""Ports handed to tests' servers are not ones an outgoing connection may take meanwhile."""
+"""Ports handed to tests' servers never repeat and stay clear of the ephemeral range."""
 
 from __future__ import annotations
 
