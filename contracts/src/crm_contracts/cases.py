@@ -16,6 +16,7 @@ CASE_RESOLVED = "crm.case.resolved"
 CASE_REOPENED = "crm.case.reopened"
 CASE_CLOSED = "crm.case.closed"
 CASE_CSAT_RECORDED = "crm.case.csat_recorded"
+CASE_COMMENTED = "crm.case.commented"
 
 
 class CasePriority(StrEnum):
@@ -43,6 +44,7 @@ class SlaKind(StrEnum):
 
     FIRST_RESPONSE = "first_response"
     RESOLUTION = "resolution"
+    NEXT_RESPONSE = "next_response"
 
 
 QueueName = Annotated[Code, Field(description="Queue the case waits in, e.g. billing.")]
@@ -55,6 +57,9 @@ class Sla(EventModel):
 
     first_response_due_at: Timestamp | None = None
     resolution_due_at: Timestamp | None = None
+    next_response_due_at: Timestamp | None = Field(
+        default=None, description="When the customer's latest message needs an answer by."
+    )
 
 
 class CaseOpened(EventModel):
@@ -72,6 +77,14 @@ class CaseOpened(EventModel):
     cause_event_id: EventId | None = Field(
         default=None, description="Interaction that opened it, e.g. a complaint."
     )
+    description: Annotated[str, Field(max_length=5000)] | None = Field(
+        default=None, description="What the customer asked for, in more words than the title."
+    )
+    linked_case_id: OpaqueId | None = Field(
+        default=None,
+        description="An earlier case this one follows up, e.g. a reply after the reopen window.",
+    )
+    assignee: AgentId | None = Field(default=None, description="Absent: waiting in the queue.")
 
 
 class CaseAssigned(EventModel):
@@ -125,6 +138,13 @@ class CaseSlaBreached(EventModel):
     queue: QueueName
     priority: CasePriority
     assignee: AgentId | None = None
+    cycle: int | None = Field(
+        default=None,
+        ge=1,
+        description="Which cycle of the metric missed its target, from 1: next_response counts "
+        "one per customer message awaiting an answer, resolution one per reopen.",
+    )
+    breached_at: Timestamp | None = Field(default=None, description="When the breach was detected.")
 
 
 class CaseResolved(EventModel):
@@ -135,6 +155,11 @@ class CaseResolved(EventModel):
     resolution: Code = Field(description="Resolution code, e.g. refund_issued.")
     resolved_by: AgentId | None = None
     first_response_at: Timestamp | None = None
+    first_contact_resolution: bool | None = Field(
+        default=None,
+        description="Resolved with no customer reply after the first agent response, never "
+        "reopened.",
+    )
 
 
 class CaseReopened(EventModel):
@@ -145,6 +170,9 @@ class CaseReopened(EventModel):
     reason: Reason | None = None
     cause_event_id: EventId | None = Field(
         default=None, description="Interaction that reopened it."
+    )
+    from_status: CaseStatus | None = Field(
+        default=None, description="The status it was reopened from (resolved or closed)."
     )
 
 
@@ -165,6 +193,25 @@ class CaseCsatRecorded(EventModel):
     cause_event_id: EventId | None = Field(
         default=None, description="The feedback interaction that carried it."
     )
+    agent_id: AgentId | None = Field(
+        default=None, description="The agent who resolved the case, credited with the rating."
+    )
+    replaced_csat: int | None = Field(
+        default=None,
+        ge=1,
+        le=5,
+        description="The rating this one replaces: the last rating counts.",
+    )
+
+
+class CaseCommented(EventModel):
+    """An agent commented on a case: a note for colleagues (internal) or a public comment."""
+
+    case_id: OpaqueId
+    contact_id: ContactId
+    comment_id: OpaqueId
+    author: AgentId
+    internal: bool = Field(description="True: seen by agents only, never by the customer.")
 
 
 EVENTS: dict[str, type[EventModel]] = {
@@ -177,4 +224,5 @@ EVENTS: dict[str, type[EventModel]] = {
     CASE_REOPENED: CaseReopened,
     CASE_CLOSED: CaseClosed,
     CASE_CSAT_RECORDED: CaseCsatRecorded,
+    CASE_COMMENTED: CaseCommented,
 }

@@ -143,6 +143,9 @@ _EXAMPLES: dict[str, BaseModel] = {
             resolution_due_at=datetime(2026, 11, 24, 10, 0, tzinfo=UTC),
         ),
         cause_event_id=CAUSE_EVENT_ID,
+        description="The box was crushed and the teapot inside is in pieces.",
+        linked_case_id="case-0988",
+        assignee="agent-17",
     ),
     cs.CASE_ASSIGNED: cs.CaseAssigned(
         case_id=CASE_ID, contact_id=CONTACT_ID, queue="deliveries", assignee="agent-17"
@@ -161,33 +164,54 @@ _EXAMPLES: dict[str, BaseModel] = {
         to_priority=cs.CasePriority.URGENT,
         reason="churn risk rose to high",
         cause_event_id="evt-score-9",
+        sla=cs.Sla(
+            resolution_due_at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+            next_response_due_at=datetime(2026, 11, 22, 13, 0, tzinfo=UTC),
+        ),
     ),
     cs.CASE_SLA_BREACHED: cs.CaseSlaBreached(
         case_id=CASE_ID,
         contact_id=CONTACT_ID,
-        sla_kind=cs.SlaKind.FIRST_RESPONSE,
-        due_at=datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
+        sla_kind=cs.SlaKind.NEXT_RESPONSE,
+        due_at=datetime(2026, 11, 22, 13, 0, tzinfo=UTC),
         queue="deliveries",
         priority=cs.CasePriority.URGENT,
+        assignee="agent-17",
+        cycle=2,
+        breached_at=datetime(2026, 11, 22, 13, 0, 30, tzinfo=UTC),
     ),
     cs.CASE_RESOLVED: cs.CaseResolved(
         case_id=CASE_ID,
         contact_id=CONTACT_ID,
         resolution="replacement_sent",
         resolved_by="agent-17",
-        first_response_at=datetime(2026, 11, 22, 12, 30, tzinfo=UTC),
+        first_response_at=datetime(2026, 11, 22, 11, 30, tzinfo=UTC),
+        first_contact_resolution=False,
     ),
     cs.CASE_REOPENED: cs.CaseReopened(
         case_id=CASE_ID,
         contact_id=CONTACT_ID,
         reason="replacement damaged too",
         cause_event_id="evt-0007",
+        from_status=cs.CaseStatus.RESOLVED,
     ),
     cs.CASE_CLOSED: cs.CaseClosed(
         case_id=CASE_ID, contact_id=CONTACT_ID, resolution="refund_issued"
     ),
     cs.CASE_CSAT_RECORDED: cs.CaseCsatRecorded(
-        case_id=CASE_ID, contact_id=CONTACT_ID, csat=4, cause_event_id="evt-0009"
+        case_id=CASE_ID,
+        contact_id=CONTACT_ID,
+        csat=4,
+        cause_event_id="evt-0009",
+        agent_id="agent-17",
+        replaced_csat=2,
+    ),
+    cs.CASE_COMMENTED: cs.CaseCommented(
+        case_id=CASE_ID,
+        contact_id=CONTACT_ID,
+        comment_id="cmt-301",
+        author="agent-17",
+        internal=True,
     ),
     cm.CAMPAIGN_LAUNCHED: cm.CampaignLaunched(
         campaign_id=CAMPAIGN_ID,

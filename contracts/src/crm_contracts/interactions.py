@@ -105,6 +105,12 @@ Properties = Annotated[
     AfterValidator(_check_json_size),
 ]
 TraitText = Annotated[str, Field(max_length=256)]
+SendingAgent = Annotated[
+    OpaqueId,
+    Field(
+        description="Agent of ours who sent it (a reply on a case, say); absent: the customer did."
+    ),
+]
 Csat = Annotated[int, Field(ge=1, le=5, description="Customer satisfaction, 1 (worst) to 5.")]
 Nps = Annotated[int, Field(ge=0, le=10, description="Net promoter answer, 0 to 10.")]
 
@@ -204,6 +210,7 @@ class InteractionRecorded(InputModel):
     )
     campaign_id: OpaqueId | None = Field(default=None, description="Campaign it responds to.")
     case_id: OpaqueId | None = Field(default=None, description="Case it belongs to.")
+    agent_id: SendingAgent | None = None
     traits: Traits | None = None
     properties: Properties = Field(default_factory=dict)
 
@@ -253,6 +260,7 @@ class InteractionResolved(EventModel):
     consent: Consent | None = None
     campaign_id: OpaqueId | None = None
     case_id: OpaqueId | None = None
+    agent_id: SendingAgent | None = None
     properties: Properties = Field(default_factory=dict)
     stage: LifecycleStage = Field(description="The contact's stage after this interaction.")
     previous_stage: LifecycleStage | None = Field(

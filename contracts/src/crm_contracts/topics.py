@@ -102,7 +102,7 @@ _TOPICS: tuple[TopicSpec, ...] = (
         partitions=DEFAULT_PARTITIONS,
         cleanup_policy="delete",
         event_types=tuple(cases.EVENTS),
-        description="Support cases from opened to closed, with SLA breaches and CSAT. "
+        description="Support cases from opened to closed, with SLA breaches, comments and CSAT. "
         "Published by cases.",
     ),
     TopicSpec(

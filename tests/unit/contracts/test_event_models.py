@@ -212,3 +212,51 @@ def test_data_times_must_carry_a_zone() -> None:
                 "priority": "high",
             }
         )
+
+
+@pytest.mark.parametrize(
+    ("event_type", "field", "value"),
+    [
+        ("crm.case.sla_breached", "cycle", 0),
+        ("crm.case.csat_recorded", "replaced_csat", 0),
+        ("crm.case.csat_recorded", "replaced_csat", 6),
+        ("crm.case.opened", "description", "x" * 5001),
+        ("crm.case.reopened", "from_status", "escalated"),
+    ],
+)
+def test_the_case_fields_added_for_the_cases_service_keep_their_bounds(
+    event_type: str, field: str, value: Any
+) -> None:
+    good = example_data(event_type).model_dump()
+    model = data_model_for(event_type)
+
+    assert model.model_validate({**good, field: None}).model_dump()[field] is None
+    with pytest.raises(ValidationError):
+        model.model_validate({**good, field: value})
+
+
+def test_a_case_event_without_the_fields_added_later_still_reads() -> None:
+    opened = data_model_for("crm.case.opened").model_validate(
+        {"case_id": "k-1", "contact_id": "c-1", "title": "Broken", "queue": "billing"}
+    )
+    breached = data_model_for("crm.case.sla_breached").model_validate(
+        {
+            "case_id": "k-1",
+            "contact_id": "c-1",
+            "sla_kind": "next_response",
+            "due_at": "2026-01-01T09:00:00Z",
+            "queue": "billing",
+            "priority": "high",
+        }
+    )
+
+    assert opened.model_dump(exclude_none=True) == {
+        "case_id": "k-1",
+        "contact_id": "c-1",
+        "title": "Broken",
+        "queue": "billing",
+        "priority": "normal",
+        "status": "new",
+        "sla": {},
+    }
+    assert breached.model_dump()["cycle"] is None

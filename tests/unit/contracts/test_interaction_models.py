@@ -265,3 +265,12 @@ def test_a_resolved_interaction_ignores_fields_added_by_a_newer_producer() -> No
     data = InteractionResolved.model_validate(resolved(sentiment="positive"))
 
     assert "sentiment" not in data.model_dump()
+
+
+def test_an_agents_reply_names_the_agent_on_the_raw_and_the_resolved_interaction() -> None:
+    reply = decode_json(event(interaction(kind="chat", channel="chat", agent_id="agent-17")))
+
+    assert reply.data_as(InteractionRecorded).agent_id == "agent-17"
+    assert InteractionResolved.model_validate(resolved(agent_id="agent-17")).agent_id == "agent-17"
+    assert InteractionRecorded.model_validate(interaction()).agent_id is None
+    assert error_paths(interaction(agent_id="agent 17")) == ["data.agent_id"]
