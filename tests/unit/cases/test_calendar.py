@@ -227,6 +227,22 @@ def test_adjacent_intervals_meeting_in_the_fold_are_not_counted_twice() -> None:
     assert sunday_night.business_seconds(utc(10, 24), utc(10, 27)) == 4 * HOUR
 
 
+def test_a_fold_at_midnight_is_counted_once_by_the_two_days_that_share_it() -> None:
+    # Havana falls back from 01:00 to 00:00 on Sunday 1 November: midnight happens twice.
+    havana = ZoneInfo("America/Havana")
+    calendar = round_the_clock("America/Havana")
+    year = (utc(1, 1), datetime(2027, 1, 1, tzinfo=UTC))
+    saturday = datetime(2026, 10, 31, tzinfo=havana)
+    sunday = datetime(2026, 11, 1, tzinfo=havana)  # the first midnight
+    monday = datetime(2026, 11, 2, tzinfo=havana)
+
+    assert calendar.business_seconds(saturday, sunday) == 24 * HOUR
+    assert calendar.business_seconds(sunday, monday) == 25 * HOUR
+    assert calendar.business_seconds(saturday, monday) == 49 * HOUR
+    assert calendar.business_seconds(*year) == (year[1] - year[0]).total_seconds()
+    assert calendar.add_business_seconds(utc(10, 31, 20), 11 * HOUR) == utc(11, 1, 7)
+
+
 # --- daylight saving: America/New_York ---------------------------------------------------
 
 
