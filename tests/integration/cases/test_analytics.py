@@ -208,6 +208,11 @@ async def test_analytics_refuse_a_bad_range_need_read_scope_and_measure_nothing_
     zoneless = await problem(**{"from": "2026-11-23T00:00:00", "to": "2026-11-30T00:00:00"})
     assert zoneless["type"].endswith("/invalid-range")
     await problem(**{"from": WEEK["from"]})  # `to` is required
+    for beyond in (
+        {"from": "9999-12-31T00:00:00-14:00", "to": "9999-12-31T12:00:00-14:00"},
+        {"from": "0001-01-01T00:00:00+14:00", "to": "0001-01-01T12:00:00+14:00"},
+    ):  # a time a zone's offset moves out of years 1 to 9999 UTC
+        assert (await problem(**beyond))["type"].endswith("/invalid-range")
 
     writer_only = await service.http.get(
         "/v1/analytics", params=WEEK, headers=service.headers("cases:write")

@@ -94,8 +94,8 @@ class AnalyticsOut(BaseModel):
     of cases, so the figures add up; a recent range's figures still move while its cases are
     worked."""
 
-    from_: datetime = Field(alias="from", description="Start of the range (inclusive).")
-    to: datetime = Field(description="End of the range (exclusive).")
+    from_: datetime = Field(alias="from", description="Start of the range (inclusive), in UTC.")
+    to: datetime = Field(description="End of the range (exclusive), in UTC.")
     as_of: datetime = Field(description="When the figures were taken: open counts are as of then.")
     opened: int = Field(description="Cases opened in the range.")
     resolved: int = Field(description="Of those, resolved now (resolved, or closed after that).")

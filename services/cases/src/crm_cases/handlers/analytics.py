@@ -6,7 +6,7 @@ repeatable-read snapshot so that its four statements agree."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -71,10 +71,16 @@ def _seconds(value: float | None) -> float | None:
 async def case_analytics(
     conn: asyncpg.Connection, ctx: Context, *, start: datetime, end: datetime
 ) -> Analytics:
-    """The analytics of the cases opened in [start, end); InvalidInput for an empty, reversed,
-    zone-less or longer-than-366-days range."""
+    """The analytics of the cases opened in [start, end) (answered in UTC); InvalidInput for an
+    empty, reversed, zone-less, out-of-range or longer-than-366-days range."""
     if start.utcoffset() is None or end.utcoffset() is None:
         raise InvalidInput("from and to need a time zone offset (e.g. Z).", reason="invalid-range")
+    try:
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-02:00 is in year 10000 in UTC
+        raise InvalidInput(
+            "from and to must lie within years 1 to 9999 UTC.", reason="invalid-range"
+        ) from None
     if start >= end:
         raise InvalidInput("from must be before to.", reason="invalid-range")
     if end - start > MAX_RANGE:
