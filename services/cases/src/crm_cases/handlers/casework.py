@@ -274,16 +274,30 @@ class Casework:
         self, case: Case, at: datetime, *, agent_id: str, cause: CloudEvent, channel: str | None
     ) -> None:
         """An agent answered the customer: first and next response are met (a breach
-        already due stands); a new case is now open."""
+        already due stands); a new case is now open. An answer delivered late, after a
+        message of the customer's that came after it, does not answer that message."""
         self._check(case, at)
         for metric in (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE):
             stored = self.current_clock(case, metric)
-            if stored is not None and stored.clock.stopped_at is None:
+            if (
+                stored is not None
+                and stored.clock.stopped_at is None
+                and stored.clock.started_at <= at
+            ):
                 self._put(stored, sla.stop(stored.clock, self._at(stored, at), self._cal(stored)))
+        last_customer = case.last_customer_at
+        wrote_after = last_customer is not None and last_customer > max(at, case.opened_at)
         if case.first_response_at is None:
             case.first_response_at = at
+            if wrote_after and last_customer is not None:
+                # What customer_reply would have done had this answer come in order.
+                case.customer_replied_after_response = True
+                latest = self.current_clock(case, Metric.NEXT_RESPONSE)
+                cycle = 1 if latest is None else latest.clock.cycle + 1
+                self._start(case, Metric.NEXT_RESPONSE, cycle, last_customer)
         case.last_agent_at = max(at, case.last_agent_at or at)
-        case.awaiting_agent = False
+        if not wrote_after:
+            case.awaiting_agent = False
         if case.assignee is None:
             case.assignee = agent_id
         self.mark(case)
