@@ -27,6 +27,7 @@ from crm_kit.consumer import BatchHandler, ConsumerRunner
 from crm_kit.db import create_pool
 from crm_kit.health import BrokerCheck, Cached, DatabaseCheck
 from crm_kit.http import DEFAULT_MAX_BODY_BYTES, create_service_app
+from crm_kit.jobs import JobRound, PeriodicJob
 from crm_kit.kafka import start_producer
 from crm_kit.migrations import migrate
 from crm_kit.outbox import OutboxRelay
@@ -52,6 +53,7 @@ class ServiceRuntime:
         self._outbox = outbox  # a stateless edge (ingest) publishes directly and needs no relay
         self._consumer_specs: list[tuple[str, list[str], BatchHandler]] = []
         self.consumers: list[ConsumerRunner] = []
+        self.jobs: list[PeriodicJob] = []
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
@@ -73,8 +75,20 @@ class ServiceRuntime:
         """Register a consumer group `<service>.<name>` started with the runtime."""
         self._consumer_specs.append((name, list(topics), handler))
 
+    def add_job(self, name: str, run: JobRound, *, interval_seconds: float) -> None:
+        """Register a periodic job (`crm_kit.jobs`) started after the consumers."""
+        self.jobs.append(
+            PeriodicJob(
+                name,
+                run,
+                interval_seconds=interval_seconds,
+                max_backoff_seconds=self.settings.consumer_max_backoff_ms / 1000,
+                stall_seconds=self.settings.consumer_stall_seconds,
+            )
+        )
+
     async def start(self) -> None:
-        """Migrate, connect, start the relay and the consumers."""
+        """Migrate, connect, start the relay, the consumers and the jobs."""
         applied = await migrate(self.settings.database_url, self.service, self._migrations)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
@@ -109,9 +123,13 @@ class ServiceRuntime:
             )
             await runner.start()
             self.consumers.append(runner)
+        for job in self.jobs:
+            job.start(self._pool)
 
     async def stop(self) -> None:
-        """Stop consumers (finishing their batch), the relay, then close connections."""
+        """Stop jobs, consumers (finishing their batch), the relay, then close connections."""
+        for job in self.jobs:
+            await job.stop()
         for runner in self.consumers:
             await runner.stop()
         self.consumers.clear()
@@ -142,6 +160,8 @@ class ServiceRuntime:
         for runner in self.consumers:
             checks[f"consumer:{runner.name}"] = runner.ready
             checks[f"consumer:{runner.name}:advancing"] = runner.advancing
+        for job in self.jobs:
+            checks[f"job:{job.name}"] = job.running
         return checks
 
     def create_app(
