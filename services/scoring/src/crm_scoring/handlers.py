@@ -380,7 +380,8 @@ def _case_fact(event: CloudEvent) -> tuple[str, Fact] | None:
 def _fact_of(event: CloudEvent) -> tuple[str, Fact] | None:
     if event.type == it.INTERACTION_RESOLVED:
         data = event.data_as(it.InteractionResolved)
-        return data.contact_id, fact_from_interaction(data, event.time)
+        fact = fact_from_interaction(data, event.time)
+        return None if fact is None else (data.contact_id, fact)
     if event.type in _CASE_TYPES:
         return _case_fact(event)
     return None
