@@ -24,6 +24,8 @@ from crm_kit import subjects
 from crm_kit.errors import Conflict, Gone, NotFound
 from crm_kit.pages import decode_cursor, encode_cursor
 
+HISTORY = 20  # earlier cases shown with a case
+
 
 @dataclass(frozen=True, slots=True)
 class NewCase:
@@ -40,12 +42,14 @@ class NewCase:
 
 @dataclass(frozen=True, slots=True)
 class CaseView:
-    """A case, its SLA clocks and breaches, and (for one case) what happened on it."""
+    """A case, its SLA clocks and breaches, and (for one case) what happened on it and the
+    contact's earlier cases."""
 
     case: Case
     clocks: list[sla_rows.StoredClock]
     breaches: list[dict[str, Any]]
     activity: list[dict[str, Any]] | None = None
+    history: list[dict[str, Any]] | None = None
 
 
 async def _work(
@@ -226,7 +230,7 @@ async def comment_on_case(
 
 
 async def get_case(conn: asyncpg.Connection, ctx: Context, case_id: str) -> CaseView:
-    """One case with its clocks, breaches and activity."""
+    """One case with its clocks, breaches, activity and the contact's other cases."""
     case = (await case_rows.cases_by_id(conn, [case_id], lock=False)).get(case_id)
     if case is None:
         raise NotFound("No case with this id.", reason="case-not-found")
@@ -235,6 +239,7 @@ async def get_case(conn: asyncpg.Connection, ctx: Context, case_id: str) -> Case
         await sla_rows.clocks_of(conn, [case_id]),
         await sla_rows.breaches_of(conn, [case_id]),
         await case_rows.activity_of(conn, case_id),
+        await case_rows.history_of(conn, case.contact_id, besides=case_id, limit=HISTORY),
     )
 
 
