@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from crm_contracts import cases as cs
-from tests.integration.cases.conftest import Service, contact, of_type, resolved
+from tests.integration.cases.conftest import Replicas, Service, contact, of_type, resolved
+from tests.support.kafka import eventually
 
 
 async def put_queue(service: Service, name: str = "support", **body: Any) -> dict[str, Any]:
@@ -228,3 +229,19 @@ async def test_queues_and_agents_refuse_what_they_cannot_act_on(service: Service
     listed = await service.http.get("/v1/queues", headers=service.headers("cases:read"))
     assert listed.status_code == 200
     assert [q["name"] for q in listed.json()] == ["support"]
+
+
+async def test_a_slot_freed_behind_the_services_back_is_filled_by_the_sweep(
+    replicas: Replicas,
+) -> None:
+    service = await replicas.start(assign_sweep_seconds=0.1)
+    await put_queue(service)
+    await put_agent(service, "ann", available=False)
+    waiting = await open_case(service)
+    await service.fetch("UPDATE case_agents SET available = true WHERE id = 'ann'")
+
+    async def picked_up() -> bool:
+        return await assignee_of(service, waiting["id"]) == "ann"
+
+    await eventually(picked_up)
+    assert await assignments(service, 1) == {waiting["id"]: "ann"}

@@ -10,7 +10,8 @@ with their loads (locked, one GROUP BY), the waiting cases (locked), the round-r
 pointers; the cases are written by the casework's flush.
 
 Locks are taken queues first (by name), then agents (by id), then waiting cases with SKIP
-LOCKED: a case another transaction holds is left to it.
+LOCKED: a case another transaction holds is left to it. What is left so (and anything a
+change outside these use cases frees) is picked up by `sweep`, a periodic job.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from crm_cases.repository.assignment import AgentRow, QueueRow
 from crm_contracts import cases as cs
 from crm_kit.errors import InvalidInput, NotFound
 
-# At most this many waiting cases are handed out by one transaction; the rest wait for the
-# next change to their queue.
+# At most this many waiting cases are handed out by one transaction; the sweep hands out
+# the rest.
 MAX_PER_ROUND = 500
 
 
@@ -42,26 +43,27 @@ async def assign_waiting(
     *,
     queues: Iterable[str] = (),
     at: datetime | None = None,
-) -> None:
+) -> int:
     """Hand the waiting cases of the queues the work touches (and of `queues`) to agents
-    with room, in the work's transaction; `at` is when (default: the context's clock)."""
+    with room, in the work's transaction; `at` is when (default: the context's clock).
+    Returns how many were assigned."""
     held = list(work.cases.values())
     touched = {c.queue for c in held} | set(queues)
     assignees = sorted({c.assignee for c in held if c.assignee is not None})
     if assignees:
         touched |= set(await rows.queues_of_agents(conn, assignees))
     if not touched:
-        return
+        return 0
     assigning = await rows.lock_assigning_queues(conn, sorted(touched))
     if not assigning:
-        return
+        return 0
     names = [q.name for q in assigning]
     agents = _with_held_load(
         await rows.lock_agents_of(conn, names, not_counting=list(work.cases)), held
     )
     room = sum(a.capacity - a.load for a in agents if a.has_room)
     if room == 0:
-        return
+        return 0
     waiting = [c for c in held if c.queue in names and _waits(c)]
     stored = await rows.lock_waiting_cases(
         conn, names, not_in=list(work.cases), limit=min(room, MAX_PER_ROUND)
@@ -80,6 +82,23 @@ async def assign_waiting(
     for case_id, agent_id in decided.assignments:
         _assign(work, work.cases[case_id], agent_id, when)
     await rows.move_pointers(conn, decided.last_agent)
+    return len(decided.assignments)
+
+
+async def sweep(pool: asyncpg.Pool, ctx: Context) -> int:
+    """The safety net (a periodic job): assign what waits in a queue whose agents have room
+    although no change said so: a case another transaction held when a slot freed (SKIP
+    LOCKED), more waiting than one round hands out, a row changed by hand. One statement
+    when there is nothing to do. Non-zero when a full round was handed out (more may wait)."""
+    async with pool.acquire() as conn:
+        names = await rows.queues_to_assign(conn)
+        if not names:
+            return 0
+        async with conn.transaction():
+            work = await Casework.load(conn, ctx, Publisher(ctx))
+            assigned = await assign_waiting(conn, work, queues=names)
+            await work.flush(conn)
+    return assigned if assigned >= MAX_PER_ROUND else 0
 
 
 def _waits(case: Case) -> bool:

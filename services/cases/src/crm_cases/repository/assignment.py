@@ -219,3 +219,16 @@ async def waiting_counts(conn: asyncpg.Connection, queues: Sequence[str]) -> dic
         list(queues),
     )
     return {r["queue"]: r["n"] for r in rows}
+
+
+async def queues_to_assign(conn: asyncpg.Connection) -> list[str]:
+    """Queues that assign and have a waiting case and an agent with room (one statement,
+    no locks: the sweep's question, cheap while there is nothing to do)."""
+    rows = await conn.fetch(
+        "SELECT q.name FROM case_queues q WHERE q.auto_assign "
+        "AND EXISTS (SELECT 1 FROM cases c WHERE c.queue = q.name AND c.assignee IS NULL "
+        f"AND c.status IN {_LOADED} AND NOT c.erased) "
+        "AND EXISTS (SELECT 1 FROM case_agents a WHERE a.available AND a.queues @> ARRAY[q.name] "
+        f"AND a.capacity > {_LOAD.removesuffix(' AS load')}) ORDER BY q.name"
+    )
+    return [r["name"] for r in rows]
