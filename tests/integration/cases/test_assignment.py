@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from crm_cases.handlers import interactions
+from crm_cases.handlers.context import Context
 from crm_contracts import cases as cs
+from crm_kit.db import connect
 from tests.integration.cases.conftest import Replicas, Service, contact, of_type, resolved
 from tests.support.kafka import eventually
+from tests.support.statements import statements_on
 
 
 async def put_queue(service: Service, name: str = "support", **body: Any) -> dict[str, Any]:
@@ -245,3 +249,27 @@ async def test_a_slot_freed_behind_the_services_back_is_filled_by_the_sweep(
 
     await eventually(picked_up)
     assert await assignments(service, 1) == {waiting["id"]: "ann"}
+
+
+async def test_a_batch_is_assigned_in_the_same_statements_whatever_its_size(
+    service: Service,
+) -> None:
+    await put_queue(service, strategy="least_busy")
+    for agent in ("ann", "bob", "cid"):
+        await put_agent(service, agent, capacity=100)
+    ctx = Context(service.settings, service.clock)
+    conn = await connect(service.settings.database_url)
+    sent: dict[int, list[str]] = {}
+    try:
+        for size in (2, 31):
+            batch = [resolved("complaint", contact()) for _ in range(size)]
+            async with conn.transaction(), statements_on(conn) as statements:
+                await interactions.record_interactions(conn, batch, ctx)
+            sent[size] = statements
+    finally:
+        await conn.close()
+
+    assert len(sent[31]) == len(sent[2])
+    agents = await service.ok("/v1/agents")
+    assert [a["load"] for a in agents] == [11, 11, 11]
+    assert (await service.ok("/v1/queues/support"))["waiting"] == 0
