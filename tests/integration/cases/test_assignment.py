@@ -3,6 +3,7 @@ servers: each assignment is seen on the case and as `crm.case.assigned` on the c
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from crm_cases.handlers import interactions
@@ -273,3 +274,19 @@ async def test_a_batch_is_assigned_in_the_same_statements_whatever_its_size(
     agents = await service.ok("/v1/agents")
     assert [a["load"] for a in agents] == [11, 11, 11]
     assert (await service.ok("/v1/queues/support"))["waiting"] == 0
+
+
+async def test_cases_opened_at_once_never_take_an_agent_past_their_capacity(
+    service: Service,
+) -> None:
+    await put_queue(service, strategy="round_robin")
+    await put_agent(service, "ann", capacity=2)
+    await put_agent(service, "bob", capacity=2)
+
+    cases = await asyncio.gather(*(open_case(service) for _ in range(7)))
+
+    assignees = [c["assignee"] for c in cases]
+    assert sorted(a for a in assignees if a) == ["ann", "ann", "bob", "bob"]
+    assert assignees.count(None) == 3
+    assert (await service.ok("/v1/queues/support"))["waiting"] == 3
+    assert [a["load"] for a in await service.ok("/v1/agents")] == [2, 2]
