@@ -12,6 +12,7 @@ import asyncpg
 
 from crm_cases import domain
 from crm_cases.domain import Case
+from crm_cases.handlers.assignment import assign_waiting
 from crm_cases.handlers.casework import Casework
 from crm_cases.handlers.context import Context, Publisher, new_id
 from crm_cases.repository import cases as case_rows
@@ -95,6 +96,7 @@ async def create_case(
         priority_set_by=set_by,
         at=ctx.clock(),
     )
+    await assign_waiting(conn, work)
     await work.flush(conn)
     return await get_case(conn, ctx, case.id)
 
@@ -133,6 +135,7 @@ async def update_case(
                 set_by="agent",
                 reason="set by an agent",
             )
+    await assign_waiting(conn, work)
     await work.flush(conn)
     return await get_case(conn, ctx, case_id)
 
@@ -160,6 +163,7 @@ async def transition_case(
             reason="reopen-window-passed",
         )
     work.move(case, to, ctx.clock(), reason=reason, resolved_by=agent, resolution=resolution)
+    await assign_waiting(conn, work)
     await work.flush(conn)
     return await get_case(conn, ctx, case_id)
 
@@ -194,6 +198,7 @@ async def assign_case(
             contact_id=case.contact_id,
             time=ctx.clock(),
         )
+    await assign_waiting(conn, work)
     await work.flush(conn)
     return await get_case(conn, ctx, case_id)
 
