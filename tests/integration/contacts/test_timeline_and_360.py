@@ -146,3 +146,34 @@ async def test_an_event_about_an_unknown_contact_is_dead_lettered(service: Servi
     letters = await service.read(service.settings.cases_topic + ".dlt", lambda es: len(es) >= 1)
 
     assert [e.id for e in letters] == [event.id]
+
+
+async def test_a_comment_on_a_case_goes_on_the_timeline_and_changes_nothing_about_the_case(
+    service: Service,
+) -> None:
+    await service.publish(purchase())
+    contact_id = (await service.wait_contact(email="ada@example.com"))["id"]
+    later = T0 + timedelta(hours=1)
+    opened = await service.publish_related(
+        cs.CASE_OPENED, case_event(cs.CASE_OPENED, contact_id), time=later
+    )
+    comment = await service.publish_related(
+        cs.CASE_COMMENTED,
+        case_event(cs.CASE_COMMENTED, contact_id),
+        time=later + timedelta(minutes=10),
+    )
+    await service.wait_applied(opened.id, comment.id)
+
+    view = await service.ok(f"/v1/contacts/{contact_id}/360")
+    [entry] = await service.timeline(contact_id, kind="case.commented")
+
+    [case] = view["open_cases"]
+    assert (case["case_id"], case["status"], case["assignee"]) == ("case-1042", "new", "agent-17")
+    assert entry["event_id"] == comment.id
+    assert entry["data"] == {
+        "case_id": "case-1042",
+        "contact_id": contact_id,
+        "comment_id": "cmt-301",
+        "author": "agent-17",
+        "internal": True,
+    }

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_contracts.base import Channel
+from crm_kit.db import connect
 from crm_scoring.settings import ScoringSettings
 from tests.integration.scoring.conftest import (
     for_contact,
@@ -162,3 +163,36 @@ async def test_late_and_out_of_order_events_give_the_same_scores_as_ordered_ones
     assert a is not None and b is not None
     assert a["scores"] == b["scores"]
     assert a["scores"]["frequency"] == 2 and a["scores"]["churn_band"] in ("low", "medium")
+
+
+async def test_an_agents_reply_changes_no_score(
+    scoring_settings: ScoringSettings, start_scoring: Any
+) -> None:
+    contact = _contact()
+    reply = interaction(
+        contact, "chat", channel=Channel.CHAT, case_id="case-1", agent_id="agent-17"
+    )
+    visit = interaction(contact, "page_view")
+    async with start_scoring() as service:
+        # One key, one partition: the reply is applied before the visit.
+        await publish(scoring_settings, reply, visit)
+        changes = for_contact(
+            await read_changes(scoring_settings, lambda cs: len(for_contact(cs, contact)) >= 1),
+            contact,
+        )
+        api = await service.scores(contact)
+    conn = await connect(scoring_settings.database_url)
+    try:
+        claimed = await conn.fetchval(
+            "SELECT count(*) FROM kit_inbox WHERE event_id = $1", reply.id
+        )
+        kinds = await conn.fetch("SELECT kind FROM scoring_facts WHERE contact_id = $1", contact)
+    finally:
+        await conn.close()
+
+    first = changes[0]
+    assert (first.cause_event_id, first.old) == (visit.id, None)
+    assert [r.text for r in first.reasons if "chat" in r.text] == []
+    assert api is not None and api["cause_event_id"] == visit.id
+    assert claimed == 1  # taken from the topic once, like every event
+    assert [r["kind"] for r in kinds] == ["page_view"]

@@ -14,7 +14,9 @@ from crm_contacts.domain import (
     LifecycleRulesError,
     Match,
     MergeRules,
+    TimelineEntry,
     apply_traits,
+    by_agent,
     consent_changes,
     fill_gaps,
     furthest,
@@ -27,10 +29,12 @@ from crm_contacts.domain import (
     parse_lifecycle_rules,
     resolve,
     stage_after,
+    timeline_entry,
 )
 from crm_contacts.settings import DEFAULT_LIFECYCLE_RULES
+from crm_contracts import new_event
 from crm_contracts.contacts import IdentityType, LifecycleStage
-from crm_contracts.interactions import Identity
+from crm_contracts.interactions import INTERACTION_RECORDED, Identity, InteractionRecorded
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EMAIL = IdentityType.EMAIL
@@ -263,6 +267,30 @@ def test_rules_never_move_a_contact_backwards(rules) -> None:
     assert stage_after(rules, LifecycleStage.PARTNER, "signup", {"signup": 1}) == (
         LifecycleStage.PARTNER
     )
+
+
+def test_an_agents_interaction_leaves_the_stage_where_it_is(rules) -> None:
+    prospect = LifecycleStage.PROSPECT
+
+    assert stage_after(rules, prospect, "purchase", {"purchase": 2}, agent=True) == prospect
+    assert stage_after(rules, None, "signup", {"signup": 1}, agent=True) == rules.initial_stage
+
+
+def test_an_agents_interaction_is_on_the_timeline_but_not_the_customers_activity() -> None:
+    def chat(**data: object) -> InteractionRecorded:
+        return InteractionRecorded.model_validate(
+            {"channel": "chat", "kind": "chat", "identity": {"contact_id": "c-1"}, **data}
+        )
+
+    def entry(data: InteractionRecorded) -> TimelineEntry:
+        event = new_event(INTERACTION_RECORDED, data, source="urn:channel:helpdesk")
+        return timeline_entry(event, contact_id="c-1", origin_id="c-1")
+
+    reply, question = chat(agent_id="agent-17", case_id="case-1"), chat(case_id="case-1")
+
+    assert by_agent(reply) and entry(reply).by_agent
+    assert entry(reply).data["agent_id"] == "agent-17"
+    assert not by_agent(question) and not entry(question).by_agent
 
 
 def test_a_rule_can_count_several_kinds_together() -> None:

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from crm_contacts.handlers.batch import interaction_resolved
-from crm_contracts import CloudEvent, decode_json
+from crm_contracts import CloudEvent, decode_json, new_event
 from crm_contracts import contacts as ct
 from crm_contracts import interactions as it
 from crm_stack.simulate.journeys import SimConfig, TrafficGenerator
@@ -20,9 +20,20 @@ STAGES = [
 ]
 
 
+def agents_reply() -> CloudEvent:
+    data = {"channel": "email", "kind": "support_request", "identity": {"contact_id": "c-1"}}
+    return new_event(
+        it.INTERACTION_RECORDED,
+        it.InteractionRecorded.model_validate(
+            {**data, "case_id": "case-1042", "agent_id": "agent-17"}
+        ),
+        source="urn:channel:helpdesk",
+    )
+
+
 def simulated_interactions() -> list[CloudEvent]:
     traffic = TrafficGenerator(SimConfig(seed=11, contacts=300))
-    return [decode_json(e.event) for e in itertools.islice(traffic, 1500)]
+    return [decode_json(e.event) for e in itertools.islice(traffic, 1500)] + [agents_reply()]
 
 
 @pytest.mark.parametrize(("stage", "previous"), STAGES)
@@ -43,3 +54,13 @@ def test_the_resolved_interaction_is_the_one_validation_would_build(
         )
         assert built == validated
         assert built.model_fields_set == validated.model_fields_set
+
+
+def test_the_resolved_interaction_names_the_agent_who_sent_it() -> None:
+    event = agents_reply()
+    data = event.data_as(it.InteractionRecorded)
+    stage = ct.LifecycleStage.PROSPECT
+
+    built = interaction_resolved(event, data, "c-1", stage, stage)
+
+    assert (built.agent_id, built.case_id, built.stage_changed) == ("agent-17", "case-1042", False)

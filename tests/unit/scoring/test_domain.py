@@ -398,6 +398,7 @@ def test_resolved_interactions_and_case_events_become_facts() -> None:
         stage_changed=True,
     )
     f = fact_from_interaction(data, T0)
+    assert f is not None
     assert f.fact_id == "interaction|urn:channel:webshop|evt-1"
     assert (f.kind, f.amount, f.currency, f.channel) == (
         "purchase",
@@ -426,3 +427,21 @@ def test_resolved_interactions_and_case_events_become_facts() -> None:
 def test_score_card_values_rank_tiers() -> None:
     card = ScoreCard(0, "cold", 1, 1, 1, "gold", Decimal(0), 0.1, "low")
     assert card.value("value_tier", MODEL) == 2.0
+
+
+def test_an_agents_reply_is_not_the_customers_engagement() -> None:
+    reply = InteractionResolved(
+        interaction_id="evt-2",
+        interaction_source="urn:channel:helpdesk",
+        contact_id="c-1",
+        channel=Channel.EMAIL,
+        kind="support_request",
+        case_id="case-1",
+        agent_id="agent-17",
+        stage=LifecycleStage.PROSPECT,
+        previous_stage=LifecycleStage.PROSPECT,
+        stage_changed=False,
+    )
+
+    assert fact_from_interaction(reply, T0) is None
+    assert fact_from_interaction(reply.model_copy(update={"agent_id": None}), T0) is not None

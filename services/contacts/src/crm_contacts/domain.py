@@ -20,7 +20,7 @@ import phonenumbers
 
 from crm_contracts import CloudEvent
 from crm_contracts.contacts import IdentityType, LifecycleStage
-from crm_contracts.interactions import Identity, InteractionRecorded
+from crm_contracts.interactions import INTERACTION_RECORDED, Identity, InteractionRecorded
 
 # Which identifier decides where an interaction goes when its identifiers point at different
 # contacts that may not be merged: an explicit contact_id first, then these, in order.
@@ -361,14 +361,25 @@ def _stage(value: Any, where: str) -> LifecycleStage:
         ) from None
 
 
+def by_agent(data: InteractionRecorded) -> bool:
+    """An agent's interaction (a reply on a case): not the customer's activity, so no
+    lifecycle rule counts it or fires on it."""
+    return data.agent_id is not None
+
+
 def stage_after(
     rules: LifecycleRules,
     current: LifecycleStage | None,
     kind: str,
     counts: Mapping[str, int],
+    *,
+    agent: bool = False,
 ) -> LifecycleStage:
-    """The stage after an interaction of `kind`; `counts` include it. Never moves back."""
+    """The stage after an interaction of `kind`; `counts` include it. Never moves back; an
+    agent's interaction (`agent`) leaves it where it is."""
     stage = current or rules.initial_stage
+    if agent:
+        return stage
     for rule in rules.rules:
         if kind not in rule.kinds:
             continue
@@ -463,6 +474,11 @@ class TimelineEntry:
     channel: str | None
     time: datetime
     data: dict[str, Any]
+
+    @property
+    def by_agent(self) -> bool:
+        """An agent's interaction: on the timeline, but not counted by lifecycle rules."""
+        return self.type == INTERACTION_RECORDED and "agent_id" in self.data
 
 
 def entry_kind(event: CloudEvent) -> str:

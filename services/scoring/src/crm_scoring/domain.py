@@ -141,8 +141,11 @@ def interaction_fact_id(source: str, interaction_id: str) -> str:
     return f"interaction|{source}|{interaction_id}"
 
 
-def fact_from_interaction(data: InteractionResolved, occurred_at: datetime) -> Fact:
-    """The fact a resolved interaction adds to its contact."""
+def fact_from_interaction(data: InteractionResolved, occurred_at: datetime) -> Fact | None:
+    """The fact a resolved interaction adds to its contact; None for an agent's (a reply on a
+    case): what we sent is not the customer's engagement."""
+    if data.agent_id is not None:
+        return None
     return Fact(
         fact_id=interaction_fact_id(data.interaction_source, data.interaction_id),
         kind=data.kind,

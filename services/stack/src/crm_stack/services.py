@@ -48,7 +48,13 @@ KNOWN_SERVICES = (
             )
         },
     ),
-    ServiceDef("cases", "crm_cases"),
+    ServiceDef(
+        "cases",
+        "crm_cases",
+        consumer_groups={
+            "cases.events": (topics.CONTACTS, topics.PRIVACY, topics.SCORES, topics.INTERACTIONS)
+        },
+    ),
     ServiceDef("campaigns", "crm_campaigns"),
     ServiceDef(
         "scoring",

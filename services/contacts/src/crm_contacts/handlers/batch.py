@@ -86,6 +86,7 @@ def interaction_resolved(
         consent=data.consent,
         campaign_id=data.campaign_id,
         case_id=data.case_id,
+        agent_id=data.agent_id,
         properties=data.properties,
         stage=stage,
         previous_stage=previous,
@@ -212,6 +213,8 @@ class Run:
             return
         self.recorded.add(key)
         self.timeline.append(entry)
+        if entry.by_agent:
+            return  # not the customer's activity: no lifecycle rule counts it
         counted = (entry.contact_id, entry.kind)
         self.counts[counted] = self.counts.get(counted, 0) + 1
 
@@ -282,7 +285,12 @@ async def _read_run(
     contacts: dict[Owner, ContactState] = {
         Existing(str(r["id"])): ContactState.of_row(r) for r in rows
     }
-    kinds = {k for item in applied for k in ctx.lifecycle.counted_kinds(item.data.kind)}
+    kinds = {
+        k
+        for item in applied
+        if not domain.by_agent(item.data)
+        for k in ctx.lifecycle.counted_kinds(item.data.kind)
+    }
     counts = await repo.count_kinds_of(conn, [str(r["id"]) for r in rows], sorted(kinds))
     recorded = await repo.recorded_events(conn, [(i.event.source, i.event.id) for i in applied])
     names = _company_names(applied, contacts.values())
@@ -336,7 +344,7 @@ def _apply(ctx: Context, out: Publisher, run: Run, item: Interaction, step: Assi
         _apply_traits(out, run, contact, data.traits, event)
     if data.consent is not None:
         _record_consent(out, run, contact.id, origin_id, item)
-    stage = _stage_after(ctx, run, contact, data.kind)
+    stage = _stage_after(ctx, run, contact, data)
     profile = contact.profile if step.creates else None
     queue_outcome(out, ctx, item, contact.id, stage, previous, created_profile=profile, start=start)
 
@@ -415,10 +423,13 @@ def _record_consent(
         )
 
 
-def _stage_after(ctx: Context, run: Run, contact: ContactState, kind: str) -> ct.LifecycleStage:
-    counted = ctx.lifecycle.counted_kinds(kind)
+def _stage_after(
+    ctx: Context, run: Run, contact: ContactState, data: it.InteractionRecorded
+) -> ct.LifecycleStage:
+    agent = domain.by_agent(data)
+    counted = () if agent else ctx.lifecycle.counted_kinds(data.kind)
     counts = {k: run.counts.get((contact.id, k), 0) for k in counted}
-    stage = domain.stage_after(ctx.lifecycle, contact.stage, kind, counts)
+    stage = domain.stage_after(ctx.lifecycle, contact.stage, data.kind, counts, agent=agent)
     if stage != contact.stage:
         contact.stage, contact.changed = stage, True
     return stage

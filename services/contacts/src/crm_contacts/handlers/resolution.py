@@ -235,9 +235,10 @@ async def _publish_outcome(
     """Move the stage the interaction moves; queue its lifecycle, resolved and created events."""
     data = item.data
     current = ct.LifecycleStage(target.contact["stage"])
-    counted = ctx.lifecycle.counted_kinds(data.kind)
-    counts = await repo.count_kinds(conn, target.id, sorted(counted))
-    stage = domain.stage_after(ctx.lifecycle, current, data.kind, counts)
+    agent = domain.by_agent(data)
+    counted = () if agent else ctx.lifecycle.counted_kinds(data.kind)
+    counts = await repo.count_kinds(conn, target.id, sorted(counted))  # none asked: no query
+    stage = domain.stage_after(ctx.lifecycle, current, data.kind, counts, agent=agent)
     if stage != current:
         await repo.update_stage(conn, target.id, stage.value)
     if target.created:

@@ -40,6 +40,8 @@ def _case_fields(data: BaseModel) -> dict[str, Any]:
             "priority": data.priority.value,
             "status": data.status.value,
             "opened": True,
+            # Only a case not seen yet takes it: an assignment that came first stays.
+            "assignee": data.assignee,
         }
     if isinstance(data, cs.CaseAssigned):
         return {"queue": data.queue, "assignee": data.assignee, "assignee_set": True}

@@ -48,15 +48,20 @@ async def insert_timeline(conn: asyncpg.Connection, entries: Sequence[TimelineEn
     return len(rows)
 
 
+# An agent's interaction (a reply on a case) is not the customer's activity: lifecycle rules,
+# which read these counts, leave it out (`TimelineEntry.by_agent`).
+_NOT_BY_AGENT = "NOT (type = 'crm.interaction.recorded' AND data ? 'agent_id')"
+
+
 async def count_kinds(
     conn: asyncpg.Connection, contact_id: str, kinds: Sequence[str]
 ) -> dict[str, int]:
-    """How many timeline entries of each kind a contact has."""
+    """How many timeline entries of each kind a contact has, agents' interactions left out."""
     if not kinds:
         return {}
     rows = await conn.fetch(
-        "SELECT kind, count(*) AS n FROM timeline "
-        "WHERE contact_id = $1 AND kind = ANY($2::text[]) GROUP BY kind",
+        f"SELECT kind, count(*) AS n FROM timeline "
+        f"WHERE contact_id = $1 AND kind = ANY($2::text[]) AND {_NOT_BY_AGENT} GROUP BY kind",
         contact_id,
         list(kinds),
     )
@@ -66,12 +71,14 @@ async def count_kinds(
 async def count_kinds_of(
     conn: asyncpg.Connection, contact_ids: Sequence[str], kinds: Sequence[str]
 ) -> dict[tuple[str, str], int]:
-    """How many timeline entries of each kind each of these contacts has (one statement)."""
+    """How many timeline entries of each kind each of these contacts has, agents' interactions
+    left out (one statement)."""
     if not contact_ids or not kinds:
         return {}
     rows = await conn.fetch(
-        "SELECT contact_id, kind, count(*) AS n FROM timeline "
-        "WHERE contact_id = ANY($1::text[]) AND kind = ANY($2::text[]) GROUP BY contact_id, kind",
+        f"SELECT contact_id, kind, count(*) AS n FROM timeline "
+        f"WHERE contact_id = ANY($1::text[]) AND kind = ANY($2::text[]) AND {_NOT_BY_AGENT} "
+        f"GROUP BY contact_id, kind",
         list(contact_ids),
         list(kinds),
     )
