@@ -10,5 +10,6 @@ commands, the timer's own for a round) and refuses with the kit's domain errors.
     policies      SLA policies and business-hours calendars
     assignment    queues and agents; waiting cases handed to agents with room
     timer         the SLA timer's round: breaches once
+    analytics     the figures of the cases opened in a time range
     context       settings and clock, the publisher of case events, new ids
 """

@@ -274,16 +274,30 @@ class Casework:
         self, case: Case, at: datetime, *, agent_id: str, cause: CloudEvent, channel: str | None
     ) -> None:
         """An agent answered the customer: first and next response are met (a breach
-        already due stands); a new case is now open."""
+        already due stands); a new case is now open. An answer delivered late, after a
+        message of the customer's that came after it, does not answer that message."""
         self._check(case, at)
         for metric in (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE):
             stored = self.current_clock(case, metric)
-            if stored is not None and stored.clock.stopped_at is None:
+            if (
+                stored is not None
+                and stored.clock.stopped_at is None
+                and stored.clock.started_at <= at
+            ):
                 self._put(stored, sla.stop(stored.clock, self._at(stored, at), self._cal(stored)))
+        last_customer = case.last_customer_at
+        wrote_after = last_customer is not None and last_customer > max(at, case.opened_at)
         if case.first_response_at is None:
             case.first_response_at = at
+            if wrote_after and last_customer is not None:
+                # What customer_reply would have done had this answer come in order.
+                case.customer_replied_after_response = True
+                latest = self.current_clock(case, Metric.NEXT_RESPONSE)
+                cycle = 1 if latest is None else latest.clock.cycle + 1
+                self._start(case, Metric.NEXT_RESPONSE, cycle, last_customer)
         case.last_agent_at = max(at, case.last_agent_at or at)
-        case.awaiting_agent = False
+        if not wrote_after:
+            case.awaiting_agent = False
         if case.assignee is None:
             case.assignee = agent_id
         self.mark(case)
@@ -295,18 +309,25 @@ class Casework:
         self, case: Case, at: datetime, *, cause: CloudEvent, channel: str | None
     ) -> None:
         """The customer wrote on an open case: it awaits an answer (a next-response cycle
-        once the first answer was given); a pending case is open again."""
+        once the first answer was given); a pending case is open again. A message that an
+        answer already applied came after (delivered late) was answered by it."""
         self.note(case, "customer", at, event_id=cause.id, channel=channel)
         case.last_customer_at = max(at, case.last_customer_at or at)
-        if case.first_response_at is not None:
+        # A message delivered late, after an answer that came after it, was answered: the
+        # result is the one of the ordered events (DESIGN.md, pattern 7).
+        answered_at = case.last_agent_at if case.last_agent_at and case.last_agent_at > at else None
+        if case.first_response_at is not None and at > case.first_response_at:
             case.customer_replied_after_response = True
             running = self.current_clock(case, Metric.NEXT_RESPONSE)
             if running is None or running.clock.stopped_at is not None:
                 cycle = 1 if running is None else running.clock.cycle + 1
                 self._start(case, Metric.NEXT_RESPONSE, cycle, at)
-        case.awaiting_agent = True
+                if answered_at is not None:
+                    self._met_at(case, Metric.NEXT_RESPONSE, answered_at)
+        if answered_at is None:
+            case.awaiting_agent = True
         self.mark(case)
-        if case.status == CaseStatus.PENDING:
+        if case.status == CaseStatus.PENDING and answered_at is None:
             self._set_status(case, CaseStatus.OPEN, at, cause=cause, reason="customer replied")
         self._check(case, at)
 
@@ -514,6 +535,13 @@ class Casework:
             cause=cause,
         )
         self._check(case, at)
+
+    def _met_at(self, case: Case, metric: Metric, at: datetime) -> None:
+        """The metric's running clock was met at `at`; a breach due by then stands."""
+        self._check(case, at)
+        stored = self.current_clock(case, metric)
+        if stored is not None and stored.clock.stopped_at is None:
+            self._put(stored, sla.stop(stored.clock, self._at(stored, at), self._cal(stored)))
 
     def _stop_all(self, case: Case, at: datetime) -> None:
         self._check(case, at)  # what was already late is a breach, even if met now

@@ -4,6 +4,7 @@
     sla       calendars, policies, SLA clocks and the breach record
     scores    the local projection of each contact's value tier and churn band
     assignment  queues, agents and their loads, the cases waiting in queues
+    analytics   the figures of the cases opened in a time range (reads only)
 
 Functions take the caller's connection: the caller owns the transaction. A batch is read
 with one statement per question and written with one multi-row statement per table
