@@ -21,6 +21,8 @@ import pytest
 import schemathesis
 from pydantic import SecretStr
 
+from crm_cases.app import create_app as create_cases_app
+from crm_cases.settings import CasesSettings
 from crm_contacts.app import create_app as create_contacts_app
 from crm_contacts.settings import ContactsSettings
 from crm_contracts import TopicSpec, dead_letter_topic
@@ -72,6 +74,7 @@ SERVICES = (
     ServiceUnderTest("ingest", IngestSettings, create_ingest_app, with_api_key),
     ServiceUnderTest("contacts", ContactsSettings, create_contacts_app),
     ServiceUnderTest("scoring", ScoringSettings, create_scoring_app),
+    ServiceUnderTest("cases", CasesSettings, create_cases_app),
 )
 SERVICE_NAMES = [service.name for service in SERVICES]
 
