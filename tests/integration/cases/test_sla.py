@@ -208,3 +208,18 @@ async def test_a_late_older_score_does_not_override_a_newer_one(service: Service
     await service.publish(resolved("complaint", person, time=T0 + timedelta(minutes=20)))
     (case,) = await service.wait_cases(person, lambda cases: len(cases) == 1)
     assert case["priority"] == "urgent"
+
+
+async def test_a_calendar_without_business_hours_is_refused_and_cases_still_open(
+    service: Service,
+) -> None:
+    # A policy counting on no hours at all could never give a deadline: every case of its
+    # priority would fail to open.
+    for hours in ({}, {"mon": []}):
+        put = await service.send(
+            "PUT", "/v1/calendars/always", {"time_zone": "UTC", "hours": hours}
+        )
+        assert put.status_code == 422, put.text
+        assert put.json()["type"].endswith("/invalid-calendar")
+    case = await open_case(service)
+    assert clock_of(case, "first_response")["due_at"] is not None
