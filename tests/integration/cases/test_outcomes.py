@@ -102,6 +102,14 @@ async def test_a_reply_within_the_window_reopens_and_after_it_opens_a_linked_cas
     assert follow_up["linked_case_id"] == old["id"]
     assert old["status"] == "resolved"
     assert follow_up["status"] == "new"
+    # Whoever picks up the follow-up sees the case it follows and how that one ended.
+    detail = await service.case(follow_up["id"])
+    (earlier,) = detail["earlier_cases"]
+    assert (earlier["id"], earlier["status"], earlier["resolution"]) == (
+        old["id"],
+        "resolved",
+        "answered",
+    )
 
 
 async def test_a_merge_moves_cases_to_the_survivor_and_late_events_follow(

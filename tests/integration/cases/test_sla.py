@@ -210,6 +210,31 @@ async def test_a_late_older_score_does_not_override_a_newer_one(service: Service
     assert case["priority"] == "urgent"
 
 
+async def test_a_calendar_edited_mid_case_keeps_the_time_used_and_counts_the_rest_anew(
+    service: Service,
+) -> None:
+    nine_to_five = {**OFFICE, "time_zone": "UTC"}
+    assert (await service.send("PUT", "/v1/calendars/desk", nine_to_five)).status_code == 200
+    policy = {
+        "name": "Desk",
+        "calendar_id": "desk",
+        "targets": {"resolution": {"seconds": 8 * 3600}},
+    }
+    assert (await service.send("PUT", "/v1/sla-policies/normal", policy)).status_code == 200
+    service.clock.now = T0  # Monday 09:00 UTC
+    case = await open_case(service, priority="normal")
+    assert parse(clock_of(case, "resolution")["due_at"]) == T0 + timedelta(hours=8)
+
+    service.clock.now = T0 + timedelta(hours=3)  # 12:00: three hours used
+    longer = {**nine_to_five, "hours": {"mon": [["09:00", "13:00"]], "tue": [["09:00", "20:00"]]}}
+    edited = await service.send("PUT", "/v1/calendars/desk", longer)
+    assert edited.status_code == 200, edited.text
+    after = clock_of(await service.case(case["id"]), "resolution")
+    # Five hours left: one on Monday until 13:00, four on Tuesday from 09:00.
+    assert after["used_seconds"] == 3 * 3600
+    assert parse(after["due_at"]) == T0 + timedelta(days=1, hours=4)
+
+
 async def test_a_calendar_without_business_hours_is_refused_and_cases_still_open(
     service: Service,
 ) -> None:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from crm_contracts import CloudEvent, dead_letter_topic, encode_binary, new_event
+from crm_contracts import CloudEvent, KafkaRecord, dead_letter_topic, encode_binary, new_event
 from crm_contracts import privacy as pv
 from crm_contracts.interactions import INTERACTION_RECORDED
-from crm_kit.dispatch import Dispatch
+from crm_kit.dispatch import Dispatch, ignored
 from crm_kit.errors import Gone
 from crm_kit.settings import ServiceSettings
 from tests.integration.conftest import effects
@@ -120,3 +120,38 @@ async def test_an_event_a_use_case_refuses_is_dead_lettered_with_the_refusals_re
     assert header(dead, "x-error-message") == "Gone: The contact was erased."
     assert runner.dead_lettered == 1
     assert await effects(pool) == [good.id]
+
+
+async def test_an_ignored_type_is_committed_past_undecoded_and_never_claimed(
+    settings: ServiceSettings, pool: asyncpg.Pool, new_topic, start_consumer
+) -> None:
+    topic = await new_topic("dispatch-ignored", partitions=1)
+    touch, passed_over, last = interaction(), _erasure_requested(), interaction()
+    # A record of the ignored type whose value is not even JSON: it is never decoded.
+    undecodable = encode_binary(_erasure_requested(), key="c-1")
+    undecodable = KafkaRecord(key=undecodable.key, value=b"{not json", headers=undecodable.headers)
+    await produce(
+        settings.kafka_bootstrap_servers,
+        topic,
+        [
+            encode_binary(touch, key="c-1"),
+            encode_binary(passed_over, key="c-1"),
+            undecodable,
+            encode_binary(last, key="c-1"),
+        ],
+    )
+    dispatch = Dispatch(
+        {topic: {INTERACTION_RECORDED: _record, pv.PRIVACY_ERASURE_REQUESTED: ignored}}
+    )
+    assert dispatch.ignores(topic, pv.PRIVACY_ERASURE_REQUESTED)
+    runner = await start_consumer(topic, dispatch)
+
+    async def both_applied() -> list[str] | None:
+        applied = await effects(pool)
+        return applied if len(applied) == 2 else None
+
+    assert await eventually(both_applied) == [touch.id, last.id]
+    claimed = await pool.fetch("SELECT event_id FROM kit_inbox")
+    assert {r["event_id"] for r in claimed} == {touch.id, last.id}
+    assert runner.pipeline.ignored == 2
+    assert runner.dead_lettered == 0

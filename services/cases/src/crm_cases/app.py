@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from crm_cases import api, consumers
-from crm_cases.handlers import timer
+from crm_cases.handlers import assignment, timer
 from crm_cases.handlers.context import Context, wall_clock
 from crm_cases.settings import CasesSettings
 from crm_kit.runtime import ServiceRuntime, serve
@@ -38,6 +38,11 @@ def create_app(
         "sla-timer",
         partial(timer.breach_due, ctx=ctx),
         interval_seconds=settings.sla_tick_ms / 1000,
+    )
+    runtime.add_job(
+        "assign-sweep",
+        partial(assignment.sweep, ctx=ctx),
+        interval_seconds=settings.assign_sweep_seconds,
     )
     return runtime.create_app(title="cases", version=VERSION, router=api.router, context=ctx)
 

@@ -52,6 +52,13 @@ class CasesSettings(ServiceSettings):
         description="How often the SLA timer looks for due clocks; a breach is emitted "
         "within this of its deadline.",
     )
+    assign_sweep_seconds: float = Field(
+        5.0,
+        ge=0.05,
+        le=300,
+        description="How often queues are checked for waiting cases that agents have room "
+        "for although no change assigned them (a safety net; assignment is immediate).",
+    )
     interactions_topic: str = Field(topics.INTERACTIONS, description="Resolved interactions.")
     scores_topic: str = Field(topics.SCORES, description="Score changes: priority from value.")
     contacts_topic: str = Field(topics.CONTACTS, description="Merges and erasures.")

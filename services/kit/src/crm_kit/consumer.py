@@ -47,6 +47,7 @@ from aiokafka.errors import (
 from aiokafka.structs import ConsumerRecord
 
 from crm_contracts import CloudEvent, EventDecodeError, dead_letter_topic, decode_record, topics
+from crm_contracts.envelope import HEADER_PREFIX
 from crm_kit import inbox
 from crm_kit.deadletters import count_attempt
 from crm_kit.errors import DomainError
@@ -119,6 +120,27 @@ def describe(exc: BaseException) -> str:
     """
     first_line = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {first_line}"
+
+
+_TYPE_HEADER = f"{HEADER_PREFIX}type"
+_SPECVERSION_HEADER = f"{HEADER_PREFIX}specversion"
+
+
+def binary_type(headers: Sequence[tuple[str, bytes | None]] | None) -> str | None:
+    """The type of a binary-mode CloudEvents record read from its header alone (None for a
+    structured record, or one without the header): what a consumer needs to know that an
+    event is not for it without decoding it."""
+    found: str | None = None
+    versioned = False
+    for name, value in headers or ():
+        if name == _TYPE_HEADER and value is not None:
+            try:
+                found = value.decode()
+            except UnicodeDecodeError:
+                return None
+        elif name == _SPECVERSION_HEADER:
+            versioned = True
+    return found if versioned else None
 
 
 def _is_connectivity(exc: BaseException) -> bool:
@@ -225,9 +247,13 @@ class BatchPipeline:
         database: Check | None = None,
         broker: Check | None = None,
         keepalive: Keepalive | None = None,
+        ignores: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.name = name
         self.inbox_consumer = inbox_consumer or name
+        # (topic, type) -> True for events the service does not act on: a Dispatch knows
+        # (entries of `crm_kit.dispatch.ignored`); they are neither decoded nor claimed.
+        self._ignores = ignores or getattr(handler, "ignores", None)
         self._service = service
         self._settings = settings
         self._pool = pool
@@ -239,7 +265,7 @@ class BatchPipeline:
         self._keepalive = keepalive or asyncio.sleep
         self._stopping = False
         self.progress = Progress()
-        self.applied = self.duplicates = self.dead_lettered = 0
+        self.applied = self.duplicates = self.dead_lettered = self.ignored = 0
 
     def stop(self) -> None:
         """Stop waiting for dependencies: the batch in hand raises ConsumerStopping."""
@@ -256,7 +282,13 @@ class BatchPipeline:
         """Apply or dead-letter every record of one batch, in order per partition."""
         self.progress.hold(records)
         deliveries: list[Delivery] = []
+        ignored: dict[str, int] = {}
         for record in records:
+            if self._ignores is not None:
+                event_type = binary_type(record.headers)
+                if event_type is not None and self._ignores(record.topic, event_type):
+                    ignored[record.topic] = ignored.get(record.topic, 0) + 1
+                    continue
             try:
                 event = decode_record(record.value, list(record.headers or ()))
             except EventDecodeError as exc:
@@ -266,6 +298,9 @@ class BatchPipeline:
                 await self._dead_letter(record, reason="malformed", message=describe(exc))
                 continue
             deliveries.append(Delivery(event, record))
+        for topic, count in ignored.items():
+            observe_consumed_batch(self._service, str(topic), ignored=count)
+            self.ignored += count
         if deliveries:
             await self._apply_or_split(deliveries)
 

@@ -46,16 +46,34 @@ def with_context(
     return handle
 
 
+async def ignored(conn: asyncpg.Connection, events: Sequence[CloudEvent]) -> None:
+    """The entry of an event type that belongs on its topic but means nothing to this
+    service (cases and contact.updated): such events are committed past without being
+    decoded or claimed in the inbox, and counted as `ignored`. A record of that type in
+    structured mode is decoded and handed here, and nothing is done with it."""
+    return None
+
+
 class Dispatch:
     """Deliveries to the handler of their topic and type; a type out of place is refused."""
 
     def __init__(self, table: Mapping[str, Mapping[str, EventHandler]]) -> None:
         self._table = {topic: dict(types) for topic, types in table.items()}
+        self._ignored = {
+            (topic, type)
+            for topic, types in self._table.items()
+            for type, handler in types.items()
+            if handler is ignored
+        }
         self._order: list[EventHandler] = []
         for types in self._table.values():
             for handler in types.values():
-                if handler not in self._order:
+                if handler not in self._order and handler is not ignored:
                     self._order.append(handler)
+
+    def ignores(self, topic: str, type: str) -> bool:
+        """Whether events of this type on this topic mean nothing to the service."""
+        return (topic, type) in self._ignored
 
     @property
     def topics(self) -> list[str]:

@@ -212,11 +212,13 @@ def observe_consumed_batch(
     *,
     applied: int = 0,
     duplicate: int = 0,
+    ignored: int = 0,
     lag_seconds: Sequence[float] = (),
 ) -> None:
     """Count a batch's events of one topic by outcome, and observe each one's lag: the same
-    figures as `observe_consumed` per event, with the labels looked up once."""
-    for outcome, count in (("applied", applied), ("duplicate", duplicate)):
+    figures as `observe_consumed` per event, with the labels looked up once. `ignored`:
+    events of a type the service does not act on, passed over undecoded."""
+    for outcome, count in (("applied", applied), ("duplicate", duplicate), ("ignored", ignored)):
         if count:
             EVENTS_CONSUMED.labels(service, topic, outcome).inc(count)
     if lag_seconds:

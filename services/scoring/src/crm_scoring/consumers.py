@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 from crm_kit.consumer import AfterCommit, BatchPipeline, ConsumerStopping, Delivery, describe
 from crm_kit.health import Check
 from crm_kit.metrics import observe_batch
-from crm_scoring.handlers import Context, apply_claimed_events, reevaluate
+from crm_scoring.handlers import ACTS_ON_CONTACTS, Context, apply_claimed_events, reevaluate
 from crm_scoring.settings import ScoringSettings
 from crm_scoring.transport import install_transport
 
@@ -87,6 +87,7 @@ class ScoringWorker:
         self._pipeline: BatchPipeline | None = None
         self.published = 0
         self.batches = 0
+        self._passive_topics = frozenset({settings.contacts_topic, settings.privacy_topic})
         self._define_agent()
 
     def _define_agent(self) -> None:
@@ -161,6 +162,7 @@ class ScoringWorker:
             inbox_consumer=self.settings.inbox_consumer,
             database=database,
             broker=broker,
+            ignores=self._ignores,
         )
         await self.app.start()
         if self.settings.reevaluate_interval_seconds > 0:
@@ -218,6 +220,10 @@ class ScoringWorker:
         for topic in {record.topic for record in records}:
             observe_batch(SERVICE, topic, time.perf_counter() - started)
         return True
+
+    def _ignores(self, topic: str, event_type: str) -> bool:
+        """Contact and privacy events that change nothing here pass undecoded."""
+        return topic in self._passive_topics and event_type not in ACTS_ON_CONTACTS
 
     async def _apply(self, conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> AfterCommit:
         out = await apply_claimed_events(conn, [d.event for d in deliveries], self.ctx)

@@ -352,7 +352,7 @@ def _publish_change(
 _CASE_TYPES = frozenset(cs.EVENTS)
 # The contact and privacy events that change what scoring holds; the others (created, updated,
 # identity linked, consent, lifecycle, another service's erasure answer) change nothing here.
-_ACTS_ON_CONTACTS = frozenset(
+ACTS_ON_CONTACTS = frozenset(
     {ct.CONTACT_MERGED, ct.CONTACT_UNMERGED, ct.CONTACT_ERASED, pv.PRIVACY_ERASURE_REQUESTED}
 )
 
@@ -425,7 +425,7 @@ async def apply_claimed_events(
     named = {
         c
         for e, found in zip(todo, facts, strict=True)
-        if found is not None or e.type in _ACTS_ON_CONTACTS
+        if found is not None or e.type in ACTS_ON_CONTACTS
         for c in _contacts_named(e)
     }
     now = await subjects.current(conn, named)
@@ -435,7 +435,7 @@ async def apply_claimed_events(
         if found is not None:
             pending.append((event, found[0], found[1]))
             continue
-        if event.type not in _ACTS_ON_CONTACTS:
+        if event.type not in ACTS_ON_CONTACTS:
             continue  # no effect on scores (a profile or consent change): the run goes on
         # A merge, unmerge or erasure: first score the facts that came before it.
         await _apply_facts(conn, ctx, pending, out)

@@ -47,6 +47,21 @@ class ActivityOut(BaseModel):
     internal: bool
 
 
+class EarlierCase(BaseModel):
+    """Another case of the same contact: the service history whoever picks up a case sees."""
+
+    id: str
+    subject: str
+    category: str | None
+    status: CaseStatus
+    priority: CasePriority
+    opened_at: datetime
+    resolved_at: datetime | None
+    resolution: str | None
+    csat: int | None
+    first_contact_resolution: bool | None
+
+
 class CaseOut(BaseModel):
     """A case, its SLA clocks and breaches; one case also has its activity."""
 
@@ -75,7 +90,14 @@ class CaseOut(BaseModel):
     erased: bool
     clocks: list[ClockOut]
     breaches: list[BreachOut]
-    activity: list[ActivityOut] | None = None
+    activity: list[ActivityOut] | None = Field(
+        None, description="What happened on the case, in order (one case only)."
+    )
+    earlier_cases: list[EarlierCase] | None = Field(
+        None,
+        description="The contact's other cases, newest first (one case only; at most 20). "
+        "Every interaction is on the contact's timeline in contacts.",
+    )
 
     @classmethod
     def of(cls, view: CaseView) -> CaseOut:
@@ -109,6 +131,9 @@ class CaseOut(BaseModel):
             activity=None
             if view.activity is None
             else [ActivityOut(**{k: v for k, v in a.items() if k != "n"}) for a in view.activity],
+            earlier_cases=None
+            if view.history is None
+            else [EarlierCase(**row) for row in view.history],
         )
 
 

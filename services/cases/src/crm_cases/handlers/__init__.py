@@ -8,6 +8,7 @@ commands, the timer's own for a round) and refuses with the kit's domain errors.
     subjects      merges, unmerges and erasures (crm_kit.subjects)
     cases         cases by hand: open, change, move, assign, comment, read, list
     policies      SLA policies and business-hours calendars
+    assignment    queues and agents; waiting cases handed to agents with room
     timer         the SLA timer's round: breaches once
     context       settings and clock, the publisher of case events, new ids
 """

@@ -12,6 +12,7 @@ import asyncpg
 
 from crm_cases import domain
 from crm_cases.domain import Case
+from crm_cases.handlers.assignment import assign_waiting
 from crm_cases.handlers.casework import Casework
 from crm_cases.handlers.context import Context, Publisher, new_id
 from crm_cases.repository import cases as case_rows
@@ -23,6 +24,8 @@ from crm_contracts.cases import CasePriority, CaseStatus
 from crm_kit import subjects
 from crm_kit.errors import Conflict, Gone, NotFound
 from crm_kit.pages import decode_cursor, encode_cursor
+
+HISTORY = 20  # earlier cases shown with a case
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +43,14 @@ class NewCase:
 
 @dataclass(frozen=True, slots=True)
 class CaseView:
-    """A case, its SLA clocks and breaches, and (for one case) what happened on it."""
+    """A case, its SLA clocks and breaches, and (for one case) what happened on it and the
+    contact's earlier cases."""
 
     case: Case
     clocks: list[sla_rows.StoredClock]
     breaches: list[dict[str, Any]]
     activity: list[dict[str, Any]] | None = None
+    history: list[dict[str, Any]] | None = None
 
 
 async def _work(
@@ -91,6 +96,7 @@ async def create_case(
         priority_set_by=set_by,
         at=ctx.clock(),
     )
+    await assign_waiting(conn, work)
     await work.flush(conn)
     return await get_case(conn, ctx, case.id)
 
@@ -129,6 +135,7 @@ async def update_case(
                 set_by="agent",
                 reason="set by an agent",
             )
+    await assign_waiting(conn, work)
     await work.flush(conn)
     return await get_case(conn, ctx, case_id)
 
@@ -156,6 +163,7 @@ async def transition_case(
             reason="reopen-window-passed",
         )
     work.move(case, to, ctx.clock(), reason=reason, resolved_by=agent, resolution=resolution)
+    await assign_waiting(conn, work)
     await work.flush(conn)
     return await get_case(conn, ctx, case_id)
 
@@ -190,6 +198,7 @@ async def assign_case(
             contact_id=case.contact_id,
             time=ctx.clock(),
         )
+    await assign_waiting(conn, work)
     await work.flush(conn)
     return await get_case(conn, ctx, case_id)
 
@@ -226,7 +235,7 @@ async def comment_on_case(
 
 
 async def get_case(conn: asyncpg.Connection, ctx: Context, case_id: str) -> CaseView:
-    """One case with its clocks, breaches and activity."""
+    """One case with its clocks, breaches, activity and the contact's other cases."""
     case = (await case_rows.cases_by_id(conn, [case_id], lock=False)).get(case_id)
     if case is None:
         raise NotFound("No case with this id.", reason="case-not-found")
@@ -235,6 +244,7 @@ async def get_case(conn: asyncpg.Connection, ctx: Context, case_id: str) -> Case
         await sla_rows.clocks_of(conn, [case_id]),
         await sla_rows.breaches_of(conn, [case_id]),
         await case_rows.activity_of(conn, case_id),
+        await case_rows.history_of(conn, case.contact_id, besides=case_id, limit=HISTORY),
     )
 
 

@@ -16,6 +16,7 @@ import asyncpg
 
 from crm_cases import domain
 from crm_cases.domain import AfterResolution, Case, InteractionFacts, Signal
+from crm_cases.handlers.assignment import assign_waiting
 from crm_cases.handlers.casework import Casework
 from crm_cases.handlers.context import Context, Publisher
 from crm_cases.repository import scores as score_rows
@@ -71,6 +72,7 @@ async def record_interactions(
     standings = await score_rows.standings(conn, contact_ids)
     for item in items:
         _apply(work, ctx, item, standings)
+    await assign_waiting(conn, work, at=max(item.event.time for item in items))
     await work.flush(conn)
 
 

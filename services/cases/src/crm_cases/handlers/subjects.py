@@ -19,6 +19,8 @@ from crm_contracts import privacy as pv
 from crm_kit import idempotency, subjects
 
 SERVICE = "cases"
+# The contact events that change what cases holds; the rest are `ignored` by the consumer.
+CONTACT_TYPES = (ct.CONTACT_MERGED, ct.CONTACT_UNMERGED, ct.CONTACT_ERASED)
 
 
 async def record_contact_events(

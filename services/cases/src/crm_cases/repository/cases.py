@@ -140,6 +140,22 @@ async def list_cases(
     return [case_of(row) for row in rows]
 
 
+async def history_of(
+    conn: asyncpg.Connection, contact_id: str, *, besides: str, limit: int
+) -> list[dict[str, Any]]:
+    """The contact's other cases, newest first: what whoever picks up a case should know."""
+    return as_dicts(
+        await conn.fetch(
+            "SELECT id, subject, category, status, priority, opened_at, resolved_at, resolution, "
+            "csat, fcr AS first_contact_resolution FROM cases WHERE contact_id = $1 AND id <> $2 "
+            "ORDER BY opened_at DESC, id DESC LIMIT $3",
+            contact_id,
+            besides,
+            limit,
+        )
+    )
+
+
 async def cases_of_contacts(conn: asyncpg.Connection, contact_ids: Sequence[str]) -> list[str]:
     """Ids of every case of these contacts."""
     rows = await conn.fetch(
