@@ -43,9 +43,9 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-SERVICES = ("ingest", "contacts", "scoring")
+SERVICES = ("ingest", "contacts", "cases", "scoring")
 PLACEHOLDER = "change-me"  # what secrets.example.yaml tells the operator to replace
-READY_TIMEOUT = 120.0  # three services starting at once on a loaded 2-core machine
+READY_TIMEOUT = 120.0  # four services starting at once on a loaded 2-core machine
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 

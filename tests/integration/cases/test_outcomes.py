@@ -180,3 +180,22 @@ async def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_batch_applied
         lambda rs: len(rs) >= 1,
     )
     assert header(dead, "x-error-reason") is not None
+
+
+async def test_an_erasure_forgets_the_stored_answer_of_an_idempotent_create(
+    service: Service,
+) -> None:
+    person = contact()
+    body = {"contact_id": person, "subject": "My address is 1 Elm St"}
+    headers = {**service.headers(), "Idempotency-Key": f"k-{person}"}
+    first = await service.http.post("/v1/cases", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    request = erasure_requested(person, time=minutes(5))
+    await service.publish(request)
+    await service.wait_applied(request.id)
+
+    # The answer kept for a repeat held what the person wrote: it goes with the erasure, and
+    # the repeat is a new request, for an erased contact.
+    again = await service.http.post("/v1/cases", json=body, headers=headers)
+    assert again.status_code == 410, again.text
+    assert "Elm" not in again.text

@@ -233,3 +233,18 @@ async def test_a_calendar_edited_mid_case_keeps_the_time_used_and_counts_the_res
     # Five hours left: one on Monday until 13:00, four on Tuesday from 09:00.
     assert after["used_seconds"] == 3 * 3600
     assert parse(after["due_at"]) == T0 + timedelta(days=1, hours=4)
+
+
+async def test_a_calendar_without_business_hours_is_refused_and_cases_still_open(
+    service: Service,
+) -> None:
+    # A policy counting on no hours at all could never give a deadline: every case of its
+    # priority would fail to open.
+    for hours in ({}, {"mon": []}):
+        put = await service.send(
+            "PUT", "/v1/calendars/always", {"time_zone": "UTC", "hours": hours}
+        )
+        assert put.status_code == 422, put.text
+        assert put.json()["type"].endswith("/invalid-calendar")
+    case = await open_case(service)
+    assert clock_of(case, "first_response")["due_at"] is not None

@@ -6,6 +6,9 @@ would not be waited for, and its events would be lost with the embedded broker.
 
 from __future__ import annotations
 
+from crm_cases.consumers import events_consumer as cases_events_consumer
+from crm_cases.handlers.context import Context as CasesContext
+from crm_cases.settings import CasesSettings
 from crm_contacts.settings import ContactsSettings
 from crm_scoring.settings import ScoringSettings
 from crm_stack.services import get_service
@@ -30,6 +33,15 @@ def test_contacts_is_waited_for_on_every_topic_it_consumes() -> None:
     groups = get_service("contacts").consumer_groups
     assert set(groups) == {f"contacts.events{settings.consumer_group_suffix}"}
     assert set(groups[f"contacts.events{settings.consumer_group_suffix}"]) == consumed
+
+
+def test_cases_is_waited_for_on_every_topic_its_consumer_subscribes_to() -> None:
+    settings = CasesSettings()
+    subscribed = cases_events_consumer(CasesContext(settings)).topics
+    group = f"cases.events{settings.consumer_group_suffix}"
+    groups = get_service("cases").consumer_groups
+    assert set(groups) == {group}
+    assert set(groups[group]) == set(subscribed)
 
 
 def test_ingest_is_the_edge_that_down_stops_first() -> None:

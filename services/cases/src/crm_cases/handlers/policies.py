@@ -41,6 +41,11 @@ async def put_calendar(
         new = cal.parse_calendar(document)
     except ValueError as exc:
         raise InvalidInput(str(exc), reason="invalid-calendar") from None
+    if not new.hours:
+        # No clock on it could ever fall due: every case of its policies would fail to open.
+        raise InvalidInput(
+            "A calendar needs business hours on at least one day.", reason="invalid-calendar"
+        )
     old_row = await sla_rows.calendar(conn, calendar_id, lock=True)
     saved = await sla_rows.save_calendar(conn, new.to_document(), calendar_id)
     if old_row is not None:

@@ -1,8 +1,8 @@
 """Contact and privacy events, through the kit's subject protocol (crm_kit.subjects): a
 merge moves the merged contacts' cases to the survivor; an unmerge gives a restored contact
 its own cases back; an erasure removes every word of a contact's cases (subject,
-description, what was said on them) and keeps their statistics; a request is answered with
-`privacy.erasure_completed`."""
+description, what was said on them, the answers kept for repeated creates) and keeps their
+statistics; a request is answered with `privacy.erasure_completed`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from crm_cases.repository import scores as score_rows
 from crm_contracts import CloudEvent
 from crm_contracts import contacts as ct
 from crm_contracts import privacy as pv
-from crm_kit import subjects
+from crm_kit import idempotency, subjects
 
 SERVICE = "cases"
 # The contact events that change what cases holds; the rest are `ignored` by the consumer.
@@ -70,5 +70,6 @@ async def _erase(conn: asyncpg.Connection, contact_id: str) -> int:
     ids = [contact_id, *await subjects.merged_into(conn, contact_id)]
     erased = await case_rows.erase_cases(conn, ids)
     await score_rows.forget_standings(conn, ids)
+    await idempotency.forget(conn, ids)  # the answers kept for repeats hold what was said
     await subjects.remember_erased(conn, ids)
     return erased
