@@ -58,7 +58,8 @@ class Transition(Input):
 
 
 class Assignment(Input):
-    """Give a case to an agent (null: back to its queue) and/or move it to a queue."""
+    """Give a case to an agent (null: back to its queue) and/or move it to a queue (an
+    assignee left out stays)."""
 
     assignee: Id | None = None
     queue: Code | None = None
@@ -227,6 +228,7 @@ async def assign_case(
         ctx,
         case_id,
         assignee=body.assignee,
+        keep_assignee="assignee" not in body.model_fields_set,
         queue=body.queue,
         correlation_id=correlation_id,
     )

@@ -106,7 +106,7 @@ async def list_policies(principal: Reader, conn: ConnectionDep) -> list[PolicyOu
     return [PolicyOut(**row) for row in await handlers.list_policies(conn)]
 
 
-@router.put("/sla-policies/{priority}", response_model=PolicyOut, responses=problem_responses(404))
+@router.put("/sla-policies/{priority}", response_model=PolicyOut)
 async def put_policy(
     priority: CasePriority, body: PolicyIn, principal: Admin, conn: ConnectionDep
 ) -> PolicyOut:

@@ -176,11 +176,13 @@ async def assign_case(
     assignee: str | None,
     queue: str | None,
     correlation_id: str | None,
+    keep_assignee: bool = False,
 ) -> CaseView:
     """Give a case to an agent (None: back to its queue), or move it to another queue."""
     work, case = await _work(conn, ctx, case_id, correlation_id)
     previous_assignee, previous_queue = case.assignee, case.queue
-    case.assignee = assignee
+    if not keep_assignee:
+        case.assignee = assignee
     if queue is not None:
         case.queue = queue
     work.mark(case)

@@ -393,9 +393,11 @@ class Casework:
                     self._cal(stored),
                     self.rules.calendar(policy.calendar_id),
                 )
-            clock = sla.retarget(
-                clock, target, self._at(stored, at), self.rules.calendar(policy.calendar_id)
-            )
+            calendar = self.rules.calendar(policy.calendar_id)
+            clock = sla.retarget(clock, target, self._at(stored, at), calendar)
+            # The new policy's pause rule holds from now: a clock it pauses in this status
+            # pauses, one it no longer pauses runs.
+            clock = sla.on_status(clock, case.status.value, self._at(stored, at), target, calendar)
             self._put(replace(stored, calendar_id=policy.calendar_id), clock)
         self.out.case_event(
             cs.CASE_PRIORITY_CHANGED,

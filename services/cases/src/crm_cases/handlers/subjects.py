@@ -16,7 +16,7 @@ from crm_cases.repository import scores as score_rows
 from crm_contracts import CloudEvent
 from crm_contracts import contacts as ct
 from crm_contracts import privacy as pv
-from crm_kit import idempotency, subjects
+from crm_kit import idempotency, outbox, subjects
 
 SERVICE = "cases"
 # The contact events that change what cases holds; the rest are `ignored` by the consumer.
@@ -71,5 +71,6 @@ async def _erase(conn: asyncpg.Connection, contact_id: str) -> int:
     erased = await case_rows.erase_cases(conn, ids)
     await score_rows.forget_standings(conn, ids)
     await idempotency.forget(conn, ids)  # the answers kept for repeats hold what was said
+    await outbox.forget(conn, ids)  # so do events about them not yet sent
     await subjects.remember_erased(conn, ids)
     return erased
