@@ -266,6 +266,9 @@ def make_settings(
             "consumer_max_retries": 4,
             "consumer_group_suffix": suffix,
             "sla_tick_ms": 50,
+            # The embedded broker answers a join after half the session timeout: 1 s, not 3.
+            "kafka_session_timeout_ms": 2000,
+            "kafka_heartbeat_interval_ms": 300,
             **topic_names,
         }
         values.update(overrides)

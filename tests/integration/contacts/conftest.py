@@ -262,6 +262,9 @@ def make_settings(
             "consumer_retry_backoff_ms": 10,
             "consumer_max_retries": 4,
             "consumer_group_suffix": suffix,
+            # The embedded broker answers a join after half the session timeout: 1 s, not 3.
+            "kafka_session_timeout_ms": 2000,
+            "kafka_heartbeat_interval_ms": 300,
             "default_phone_region": "GB",
             **topic_names,
         }
