@@ -8,6 +8,7 @@ those services publish them; the case events are read back from the cases topic.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,16 +58,25 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 @dataclass
 class TestClock:
-    """The service's clock: stands still until the test moves it."""
+    """The service's clock: stands still until the test moves it, or runs with the wall
+    clock from `now` once `run()` is called."""
 
     now: datetime = T0
+    _since: float | None = None
 
     def __call__(self) -> datetime:
-        return self.now
+        if self._since is None:
+            return self.now
+        return self.now + timedelta(seconds=time.monotonic() - self._since)
 
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
+
+    def run(self, *, from_: datetime) -> None:
+        """Tick in real time from `from_` on."""
+        self.now = from_
+        self._since = time.monotonic()
 
 
 def resolved(

@@ -248,3 +248,17 @@ async def test_a_calendar_without_business_hours_is_refused_and_cases_still_open
         assert put.json()["type"].endswith("/invalid-calendar")
     case = await open_case(service)
     assert clock_of(case, "first_response")["due_at"] is not None
+
+
+async def test_a_breach_goes_out_within_a_second_of_its_deadline(replicas: Replicas) -> None:
+    service = await replicas.start(sla_tick_ms=250)  # the default tick, not the tests' 50 ms
+    case = await open_case(service, priority="urgent")
+    due = parse(clock_of(case, "first_response")["due_at"])
+    replicas.clock.run(from_=due - timedelta(milliseconds=500))  # half a second to go
+
+    (event,) = await breaches(service, case["id"], 1)
+    breach = event.data_as(cs.CaseSlaBreached)
+    assert breach.due_at == due
+    assert breach.breached_at is not None
+    # Detected on the service's clock, which ran with the wall clock past the deadline.
+    assert timedelta(0) <= breach.breached_at - due <= timedelta(seconds=1)
