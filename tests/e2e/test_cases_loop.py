@@ -36,7 +36,7 @@ from crm_scoring.settings import ScoringSettings
 from tests.conftest import unique
 from tests.support.kafka import eventually, produce
 from tests.support.servers import Servers
-from tests.support.services import running_app
+from tests.support.services import running_app, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -66,13 +66,6 @@ class Loop:
             return body if done(body) else None
 
         return await eventually(check, timeout=60, interval=0.05)
-
-
-async def _ready(http: httpx.AsyncClient) -> None:
-    async def ready() -> bool:
-        return (await http.get("/readyz")).status_code == 200
-
-    await eventually(ready, timeout=60, interval=0.05)
 
 
 @pytest_asyncio.fixture
@@ -155,7 +148,7 @@ async def loop(servers: Servers, database: str, tmp_path: Path) -> AsyncIterator
                 for url in urls
             ]
             for client in clients:
-                await _ready(client)
+                await wait_ready(client)
             yield Loop(
                 servers.bootstrap,
                 topics["raw"],

@@ -37,7 +37,7 @@ from crm_scoring.settings import ScoringSettings
 from tests.conftest import unique
 from tests.support.kafka import eventually, produce, read_until
 from tests.support.servers import Servers
-from tests.support.services import running_app
+from tests.support.services import running_app, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -91,13 +91,6 @@ class Pipeline:
         response = await self.scoring.get(f"/v1/contacts/{contact_id}/scores")
         assert response.status_code == 200, response.text
         return dict(response.json())
-
-
-async def _ready(http: httpx.AsyncClient) -> None:
-    async def ready() -> bool:
-        return (await http.get("/readyz")).status_code == 200
-
-    await eventually(ready, timeout=60, interval=0.05)
 
 
 @pytest_asyncio.fixture
@@ -165,8 +158,8 @@ async def pipeline(servers: Servers, database: str, tmp_path: Path) -> AsyncIter
             scoring = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=scoring_url, headers=auth, timeout=10)
             )
-            await _ready(contacts)
-            await _ready(scoring)
+            await wait_ready(contacts)
+            await wait_ready(scoring)
             yield Pipeline(servers.bootstrap, topics, scoring_db, scoring, contacts)
     finally:
         await drop_database(servers.admin_dsn, scoring_name)

@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from crm_stack.ports import free_port
+from tests.support.kafka import eventually
 
 
 @contextlib.asynccontextmanager
@@ -44,3 +45,12 @@ async def running_app(app: Any, *, ready_timeout: float = 30.0) -> AsyncIterator
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=30)
+
+
+async def wait_ready(http: Any, *, timeout: float = 60.0) -> None:
+    """Poll a service's /readyz (an httpx.AsyncClient on its base URL) until it answers 200."""
+
+    async def ready() -> bool:
+        return bool((await http.get("/readyz")).status_code == 200)
+
+    await eventually(ready, timeout=timeout, interval=0.05)

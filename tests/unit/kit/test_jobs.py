@@ -4,17 +4,20 @@ work is followed at once; /readyz's check follows the loop."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from crm_kit.jobs import PeriodicJob
+from tests.support.kafka import eventually
 
 
-async def _until(check: Any, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
+async def _until(check: Callable[[], bool]) -> None:
+    """Poll `check` with the suite's deadline."""
+
+    async def holds() -> bool:
+        return check()
+
+    await eventually(holds, timeout=10, interval=0.005)
 
 
 async def test_a_failing_round_is_retried_and_the_job_goes_on() -> None:

@@ -78,6 +78,10 @@ class CasePage(BaseModel):
     items: list[CaseOut]
     next_cursor: str | None
 
+    @classmethod
+    def of(cls, page: handlers.CasePage) -> CasePage:
+        return cls(items=[CaseOut.of(v) for v in page.items], next_cursor=page.next_cursor)
+
 
 @router.post(
     "/cases",
@@ -135,7 +139,7 @@ async def list_cases(
         breached=breached,
     )
     page = await handlers.list_cases(conn, ctx, where, cursor=cursor, limit=limit)
-    return CasePage(items=[CaseOut.of(v) for v in page.items], next_cursor=page.next_cursor)
+    return CasePage.of(page)
 
 
 @router.get(
@@ -153,7 +157,7 @@ async def contact_cases(
     page = await handlers.list_cases(
         conn, ctx, CaseFilter(contact_id=contact_id), cursor=cursor, limit=limit
     )
-    return CasePage(items=[CaseOut.of(v) for v in page.items], next_cursor=page.next_cursor)
+    return CasePage.of(page)
 
 
 @router.get("/cases/{case_id}", response_model=CaseOut, responses=problem_responses(404))

@@ -77,12 +77,7 @@ async def create_case(
     priority, set_by = new.priority, "agent"
     if priority is None:
         standing = (await score_rows.standings(conn, [contact_id])).get(contact_id)
-        priority = domain.priority_from_value(
-            standing.value_tier if standing else None,
-            standing.churn_band if standing else None,
-            by_tier=ctx.settings.priority_by_tier,
-            by_band=ctx.settings.priority_by_band,
-        )
+        priority = ctx.priority_for(standing)
         set_by = "value"
     work = await Casework.load(conn, ctx, Publisher(ctx, correlation_id))
     case = work.open(
@@ -120,12 +115,7 @@ async def update_case(
     if "priority" in changes:
         if changes["priority"] is None:
             standing = (await score_rows.standings(conn, [case.contact_id])).get(case.contact_id)
-            priority = domain.priority_from_value(
-                standing.value_tier if standing else None,
-                standing.churn_band if standing else None,
-                by_tier=ctx.settings.priority_by_tier,
-                by_band=ctx.settings.priority_by_band,
-            )
+            priority = ctx.priority_for(standing)
             work.reprioritise(case, priority, at, set_by="value", reason="priority from value")
         else:
             work.reprioritise(

@@ -10,8 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
+from crm_cases import domain
+from crm_cases.repository.scores import Standing
 from crm_cases.settings import CasesSettings
 from crm_contracts import CloudEvent
+from crm_contracts.cases import CasePriority
 from crm_kit import publisher as kit_publisher
 
 
@@ -34,6 +37,15 @@ class Context:
     @property
     def reopen_window(self) -> timedelta:
         return timedelta(days=self.settings.reopen_window_days)
+
+    def priority_for(self, standing: Standing | None) -> CasePriority:
+        """The priority a contact's value asks for (normal for one not scored yet)."""
+        return domain.priority_from_value(
+            standing.value_tier if standing else None,
+            standing.churn_band if standing else None,
+            by_tier=self.settings.priority_by_tier,
+            by_band=self.settings.priority_by_band,
+        )
 
 
 class Publisher(kit_publisher.Publisher):

@@ -151,12 +151,7 @@ def _open_from(
 ) -> Case:
     event, data = item.event, item.data
     standing = standings.get(item.contact_id)
-    priority = domain.priority_from_value(
-        standing.value_tier if standing else None,
-        standing.churn_band if standing else None,
-        by_tier=ctx.settings.priority_by_tier,
-        by_band=ctx.settings.priority_by_band,
-    )
+    priority = ctx.priority_for(standing)
     description = data.properties.get("description")
     return work.open(
         contact_id=item.contact_id,

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from crm_cases import domain
 from crm_cases.handlers.casework import Casework
 from crm_cases.handlers.context import Context, Publisher
 from crm_cases.repository import scores as score_rows
@@ -73,12 +72,7 @@ async def _reprioritise(
         if not case.is_open or case.priority_set_by != "value":
             continue
         event, standing = changed[case.contact_id]
-        priority = domain.priority_from_value(
-            standing.value_tier,
-            standing.churn_band,
-            by_tier=ctx.settings.priority_by_tier,
-            by_band=ctx.settings.priority_by_band,
-        )
+        priority = ctx.priority_for(standing)
         if priority != case.priority:
             work.reprioritise(
                 case,
