@@ -60,6 +60,8 @@ class ContactView:
     traits: dict[str, Any] = field(default_factory=dict)
     open_cases: dict[str, str] = field(default_factory=dict)
     activity: dict[str, list[Touchpoint]] = field(default_factory=dict)
+    # Categories of recently resolved cases, should one reopen.
+    closed_cases: dict[str, str] = field(default_factory=dict)
 
     @property
     def time_zone(self) -> str | None:

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from crm_cases.domain import Case
-from crm_cases.repository.rows import records
+from crm_kit.rows import records
 from crm_contracts.cases import CasePriority, CaseStatus
 from crm_kit.db import as_dicts
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from crm_cases.repository.rows import records
+from crm_kit.rows import records
 
 
 @dataclass(frozen=True, slots=True)

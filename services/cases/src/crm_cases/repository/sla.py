@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from crm_cases.repository.rows import jsonable
+from crm_kit.rows import jsonable
 from crm_cases.sla import Clock, Metric
 from crm_kit.db import as_dicts
 

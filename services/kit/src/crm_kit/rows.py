@@ -6,14 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 
 def jsonable(value: Any) -> Any:
-    """A value as JSON: times in ISO 8601, enums by value."""
+    """A value as JSON: times in ISO 8601, enums by value, decimals as strings (exact)."""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
     if isinstance(value, Enum):
         return value.value
     return value
