@@ -206,3 +206,21 @@ async def complete_ended(pool: asyncpg.Pool, *, ctx: Context) -> int:
             current = await get_campaign(conn, campaign_id)
             await _complete(conn, ctx, current, at=current.campaign.ends_at or now)
         return len(ended)
+
+
+async def put_campaign(
+    conn: asyncpg.Connection, campaign_id: str, definition: CampaignDefinition
+) -> tuple[CampaignRow, bool]:
+    """Create a draft with this id, or give a draft or paused one a new definition; whether
+    it was created."""
+    if await campaign_rows.campaign(conn, campaign_id, lock=True) is None:
+        return await create_campaign(conn, definition, campaign_id=campaign_id), True
+    return await update_campaign(conn, campaign_id, definition), False
+
+
+async def delete_campaign(conn: asyncpg.Connection, campaign_id: str) -> None:
+    """Remove a draft (a campaign that ever ran keeps its history: complete it instead)."""
+    current = await get_campaign(conn, campaign_id, lock=True)
+    if current.status != CampaignStatus.DRAFT:
+        raise InvalidTransition(current.status, "deleted")
+    await campaign_rows.delete_campaign(conn, campaign_id)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
 import asyncpg
 
 from crm_campaigns.definitions import CampaignDefinition
@@ -128,5 +126,5 @@ async def ending(conn: asyncpg.Connection, *, now: datetime) -> list[str]:
     return [row["id"] for row in rows]
 
 
-def documents(rows: list[CampaignRow]) -> list[dict[str, Any]]:
-    return [row.definition.document() for row in rows]
+async def delete_campaign(conn: asyncpg.Connection, campaign_id: str) -> None:
+    await conn.execute("DELETE FROM campaigns WHERE id = $1", campaign_id)
