@@ -1,12 +1,13 @@
 """Events published by the campaigns service on `crm.campaigns.v1`.
 
 Keyed by contact_id; the campaign-level events (launched, paused, completed) by campaign_id.
+A segment's entries and exits are about the segment, which any number of campaigns may target.
 """
 
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Self
 
-from pydantic import Field
+from pydantic import Field, FiniteFloat, model_validator
 
 from crm_contracts.base import (
     Channel,
@@ -27,6 +28,8 @@ CAMPAIGN_CONTACT_ENROLLED = "crm.campaign.contact_enrolled"
 CAMPAIGN_STEP_DUE = "crm.campaign.step_due"
 CAMPAIGN_CONVERTED = "crm.campaign.converted"
 CAMPAIGN_EXITED = "crm.campaign.exited"
+CAMPAIGN_SEGMENT_ENTERED = "crm.campaign.segment_entered"
+CAMPAIGN_SEGMENT_LEFT = "crm.campaign.segment_left"
 
 
 class ExitReason(StrEnum):
@@ -40,6 +43,14 @@ class ExitReason(StrEnum):
     CAMPAIGN_ENDED = "campaign_ended"
     MERGED = "merged"
     ERASED = "erased"
+    LEFT_SEGMENT = "left_segment"
+
+
+class Arm(StrEnum):
+    """Which arm of a campaign's experiment an enrolment is in."""
+
+    TREATED = "treated"
+    HOLDOUT = "holdout"
 
 
 CampaignName = Annotated[str, Field(min_length=1, max_length=200)]
@@ -89,6 +100,11 @@ class CampaignContactEnrolled(EventModel):
     cause_event_id: EventId | None = Field(
         default=None, description="Event that qualified the contact, if any."
     )
+    arm: Arm = Field(
+        default=Arm.TREATED,
+        description="treated: receives the campaign's steps; holdout: receives nothing and is "
+        "kept to measure what the campaign changed.",
+    )
 
 
 class CampaignStepDue(EventModel):
@@ -115,6 +131,16 @@ class CampaignStepDue(EventModel):
     )
 
 
+class StepCredit(EventModel):
+    """The share of a conversion credited to one step of the campaign."""
+
+    step_id: OpaqueId = Field(description="Step of the campaign credited.")
+    share: FiniteFloat = Field(ge=0, le=1, description="Fraction of the conversion, 0 to 1.")
+    revenue: Money | None = Field(
+        default=None, description="The share of the conversion's value, in its currency."
+    )
+
+
 class CampaignConverted(EventModel):
     """A contact in a campaign reached its goal."""
 
@@ -127,6 +153,25 @@ class CampaignConverted(EventModel):
         default=None, description="Step credited with the conversion."
     )
     cause_event_id: EventId = Field(description="The interaction that converted.")
+    attribution_model: Code | None = Field(
+        default=None,
+        description="How credits were shared between steps, e.g. last_touch or linear.",
+    )
+    credits: list[StepCredit] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Credit per step under that model: the shares add up to at most 1, revenue "
+        "is in the currency of value.",
+    )
+
+    @model_validator(mode="after")
+    def _credits_add_up(self) -> Self:
+        if sum(credit.share for credit in self.credits) > 1 + 1e-9:
+            raise ValueError("the shares of credits add up to more than 1")
+        currencies = {c.revenue.currency for c in self.credits if c.revenue is not None}
+        if currencies and (self.value is None or currencies != {self.value.currency}):
+            raise ValueError("credited revenue must be in the currency of the conversion's value")
+        return self
 
 
 class CampaignExited(EventModel):
@@ -139,6 +184,28 @@ class CampaignExited(EventModel):
     cause_event_id: EventId | None = None
 
 
+class SegmentEntered(EventModel):
+    """A contact came to match a segment's definition."""
+
+    segment_id: OpaqueId = Field(description="Segment whose answer for the contact changed.")
+    contact_id: ContactId
+    cause_event_id: EventId | None = Field(
+        default=None,
+        description="The event that changed the answer; absent when time alone did.",
+    )
+
+
+class SegmentLeft(EventModel):
+    """A contact stopped matching a segment's definition."""
+
+    segment_id: OpaqueId = Field(description="Segment whose answer for the contact changed.")
+    contact_id: ContactId
+    cause_event_id: EventId | None = Field(
+        default=None,
+        description="The event that changed the answer; absent when time alone did.",
+    )
+
+
 EVENTS: dict[str, type[EventModel]] = {
     CAMPAIGN_LAUNCHED: CampaignLaunched,
     CAMPAIGN_PAUSED: CampaignPaused,
@@ -147,4 +214,6 @@ EVENTS: dict[str, type[EventModel]] = {
     CAMPAIGN_STEP_DUE: CampaignStepDue,
     CAMPAIGN_CONVERTED: CampaignConverted,
     CAMPAIGN_EXITED: CampaignExited,
+    CAMPAIGN_SEGMENT_ENTERED: SegmentEntered,
+    CAMPAIGN_SEGMENT_LEFT: SegmentLeft,
 }

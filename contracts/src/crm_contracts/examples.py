@@ -231,6 +231,7 @@ _EXAMPLES: dict[str, BaseModel] = {
         enrolment_id=ENROLMENT_ID,
         segment_id="seg-repeat-buyers",
         cause_event_id="evt-score-9",
+        arm=cm.Arm.TREATED,
     ),
     cm.CAMPAIGN_STEP_DUE: cm.CampaignStepDue(
         campaign_id=CAMPAIGN_ID,
@@ -250,6 +251,19 @@ _EXAMPLES: dict[str, BaseModel] = {
         value=Money(amount=Decimal("120.00"), currency="EUR"),
         attributed_step_id="step-1-welcome",
         cause_event_id=CAUSE_EVENT_ID,
+        attribution_model="linear",
+        credits=[
+            cm.StepCredit(
+                step_id="step-1-welcome",
+                share=0.5,
+                revenue=Money(amount=Decimal("60.00"), currency="EUR"),
+            ),
+            cm.StepCredit(
+                step_id="step-2-reminder",
+                share=0.5,
+                revenue=Money(amount=Decimal("60.00"), currency="EUR"),
+            ),
+        ],
     ),
     cm.CAMPAIGN_EXITED: cm.CampaignExited(
         campaign_id=CAMPAIGN_ID,
@@ -258,6 +272,10 @@ _EXAMPLES: dict[str, BaseModel] = {
         reason=cm.ExitReason.CONVERTED,
         cause_event_id=CAUSE_EVENT_ID,
     ),
+    cm.CAMPAIGN_SEGMENT_ENTERED: cm.SegmentEntered(
+        segment_id="seg-repeat-buyers", contact_id=CONTACT_ID, cause_event_id=CAUSE_EVENT_ID
+    ),
+    cm.CAMPAIGN_SEGMENT_LEFT: cm.SegmentLeft(segment_id="seg-repeat-buyers", contact_id=CONTACT_ID),
     sc.SCORE_CHANGED: sc.ScoreChanged.from_scores(
         contact_id=CONTACT_ID,
         model_version="2026.1",

@@ -111,6 +111,13 @@ SendingAgent = Annotated[
         description="Agent of ours who sent it (a reply on a case, say); absent: the customer did."
     ),
 ]
+CampaignStepId = Annotated[
+    OpaqueId,
+    Field(
+        description="Campaign step it responds to (with campaign_id), e.g. the email of step "
+        "s2 that was clicked."
+    ),
+]
 Csat = Annotated[int, Field(ge=1, le=5, description="Customer satisfaction, 1 (worst) to 5.")]
 Nps = Annotated[int, Field(ge=0, le=10, description="Net promoter answer, 0 to 10.")]
 
@@ -209,6 +216,7 @@ class InteractionRecorded(InputModel):
         description="Required for consent_given and consent_withdrawn.",
     )
     campaign_id: OpaqueId | None = Field(default=None, description="Campaign it responds to.")
+    campaign_step_id: CampaignStepId | None = None
     case_id: OpaqueId | None = Field(default=None, description="Case it belongs to.")
     agent_id: SendingAgent | None = None
     traits: Traits | None = None
@@ -243,6 +251,12 @@ class InteractionRecorded(InputModel):
             raise ValueError("kind feedback needs csat or nps")
         return self
 
+    @model_validator(mode="after")
+    def _step_within_a_campaign(self) -> Self:
+        if self.campaign_step_id is not None and self.campaign_id is None:
+            raise ValueError("campaign_step_id needs campaign_id")
+        return self
+
 
 class InteractionResolved(EventModel):
     """An interaction resolved to a contact, with the lifecycle stage it left the contact in."""
@@ -259,6 +273,7 @@ class InteractionResolved(EventModel):
     nps: Nps | None = None
     consent: Consent | None = None
     campaign_id: OpaqueId | None = None
+    campaign_step_id: CampaignStepId | None = None
     case_id: OpaqueId | None = None
     agent_id: SendingAgent | None = None
     properties: Properties = Field(default_factory=dict)

@@ -111,8 +111,8 @@ _TOPICS: tuple[TopicSpec, ...] = (
         partitions=DEFAULT_PARTITIONS,
         cleanup_policy="delete",
         event_types=tuple(campaigns.EVENTS),
-        description="Campaigns and their enrolments; step_due asks a channel to deliver a "
-        "step. Published by campaigns.",
+        description="Campaigns and their enrolments, and contacts entering and leaving "
+        "segments; step_due asks a channel to deliver a step. Published by campaigns.",
     ),
     TopicSpec(
         name=SCORES,

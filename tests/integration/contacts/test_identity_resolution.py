@@ -54,6 +54,31 @@ async def test_an_interaction_from_a_new_person_creates_a_contact_and_is_republi
     assert all(b"example.com" not in (e.model_dump_json().encode()) for e in changes)
 
 
+async def test_a_click_on_a_campaign_email_is_republished_with_its_campaign_and_step(
+    service: Service,
+) -> None:
+    click = raw_event(
+        "email_clicked",
+        channel="email",
+        source="urn:channel:mailer",
+        campaign_id="cmp-spring-26",
+        campaign_step_id="s2",
+    )
+    await service.publish(click)
+
+    contact = await service.wait_contact(email="ada@example.com")
+    [out] = await service.resolved_events(lambda es: len(es) >= 1)
+    [entry] = await service.timeline(contact["id"], kind="email_clicked")
+
+    data = out.data_as(it.InteractionResolved)
+    assert (data.interaction_id, data.contact_id) == (click.id, contact["id"])
+    assert (data.campaign_id, data.campaign_step_id) == ("cmp-spring-26", "s2")
+    assert (entry["data"]["campaign_id"], entry["data"]["campaign_step_id"]) == (
+        "cmp-spring-26",
+        "s2",
+    )
+
+
 async def test_variants_of_an_email_or_a_phone_number_find_the_same_contact(
     service: Service,
 ) -> None:

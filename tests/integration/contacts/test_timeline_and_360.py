@@ -110,6 +110,16 @@ async def test_case_campaign_and_score_events_fill_the_timeline_and_the_360(
             time=later + timedelta(minutes=5),
         ),
         await service.publish_related(
+            cm.CAMPAIGN_SEGMENT_ENTERED,
+            case_event(cm.CAMPAIGN_SEGMENT_ENTERED, contact_id),
+            time=later,
+        ),
+        await service.publish_related(
+            cm.CAMPAIGN_SEGMENT_LEFT,
+            case_event(cm.CAMPAIGN_SEGMENT_LEFT, contact_id),
+            time=later + timedelta(minutes=5),
+        ),
+        await service.publish_related(
             sc.SCORE_CHANGED, case_event(sc.SCORE_CHANGED, contact_id), time=later
         ),
     ]
@@ -133,11 +143,20 @@ async def test_case_campaign_and_score_events_fill_the_timeline_and_the_360(
             "campaign.contact_enrolled",
             "campaign.contact_enrolled",
             "campaign.exited",
+            "campaign.segment_entered",
+            "campaign.segment_left",
             "score.changed",
         ]
     )
     only_cases = await service.timeline(contact_id, kind=["case.opened", "case.closed"])
     assert len(only_cases) == 3
+    segments = await service.timeline(
+        contact_id, kind=["campaign.segment_entered", "campaign.segment_left"], order="asc"
+    )
+    assert [(e["kind"], e["data"]["segment_id"]) for e in segments] == [
+        ("campaign.segment_entered", "seg-repeat-buyers"),
+        ("campaign.segment_left", "seg-repeat-buyers"),
+    ]
 
 
 async def test_an_event_about_an_unknown_contact_is_dead_lettered(service: Service) -> None:

@@ -93,6 +93,32 @@ async def test_a_batch_with_no_valid_event_is_a_422_problem_with_the_same_result
     assert await published(servers.bootstrap, ingest.topic) == []
 
 
+async def test_a_campaign_step_without_its_campaign_is_a_422_and_with_it_is_accepted(
+    ingest: Ingest, api_key: str, servers: Servers
+) -> None:
+    click = _event(
+        kind="email_clicked",
+        channel="email",
+        value=None,
+        campaign_id="cmp-spring-26",
+        campaign_step_id="s2",
+    )
+    stray = copy.deepcopy(click)
+    stray["id"] += "-stray"
+    del stray["data"]["campaign_id"]
+
+    refused = await ingest.post_events(stray, api_key)
+    accepted = await ingest.post_events(click, api_key)
+
+    assert refused.status_code == 422
+    [result] = refused.json()["results"]
+    assert result["errors"] == [{"path": "data", "message": "campaign_step_id needs campaign_id"}]
+    assert accepted.status_code == 202, accepted.text
+    [record] = await published(servers.bootstrap, ingest.topic)
+    data = decode_record(record.value, list(record.headers)).data_as(InteractionRecorded)
+    assert (data.campaign_id, data.campaign_step_id) == ("cmp-spring-26", "s2")
+
+
 async def test_a_body_over_one_mebibyte_is_a_413_problem(
     ingest: Ingest, api_key: str, servers: Servers
 ) -> None:

@@ -31,9 +31,21 @@ def agents_reply() -> CloudEvent:
     )
 
 
+def campaign_click() -> CloudEvent:
+    data = {"channel": "email", "kind": "email_clicked", "identity": {"contact_id": "c-1"}}
+    return new_event(
+        it.INTERACTION_RECORDED,
+        it.InteractionRecorded.model_validate(
+            {**data, "campaign_id": "cmp-spring-26", "campaign_step_id": "s2"}
+        ),
+        source="urn:channel:mailer",
+    )
+
+
 def simulated_interactions() -> list[CloudEvent]:
     traffic = TrafficGenerator(SimConfig(seed=11, contacts=300))
-    return [decode_json(e.event) for e in itertools.islice(traffic, 1500)] + [agents_reply()]
+    simulated = [decode_json(e.event) for e in itertools.islice(traffic, 1500)]
+    return [*simulated, agents_reply(), campaign_click()]
 
 
 @pytest.mark.parametrize(("stage", "previous"), STAGES)
@@ -64,3 +76,13 @@ def test_the_resolved_interaction_names_the_agent_who_sent_it() -> None:
     built = interaction_resolved(event, data, "c-1", stage, stage)
 
     assert (built.agent_id, built.case_id, built.stage_changed) == ("agent-17", "case-1042", False)
+
+
+def test_the_resolved_interaction_names_the_campaign_step_it_responds_to() -> None:
+    event = campaign_click()
+    data = event.data_as(it.InteractionRecorded)
+    stage = ct.LifecycleStage.PROSPECT
+
+    built = interaction_resolved(event, data, "c-1", stage, stage)
+
+    assert (built.campaign_id, built.campaign_step_id) == ("cmp-spring-26", "s2")

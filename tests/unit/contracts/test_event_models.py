@@ -1,4 +1,4 @@
-"""Rules every event data model keeps, and the checks of contacts, cases and scores."""
+"""Rules every event data model keeps, and the checks of contacts, cases, campaigns and scores."""
 
 import typing
 from datetime import datetime
@@ -260,3 +260,49 @@ def test_a_case_event_without_the_fields_added_later_still_reads() -> None:
         "sla": {},
     }
     assert breached.model_dump()["cycle"] is None
+
+
+def test_an_enrolment_published_before_experiments_is_in_the_treated_arm() -> None:
+    enrolled = data_model_for("crm.campaign.contact_enrolled").model_validate(
+        {"campaign_id": "cmp-1", "contact_id": "c-1", "enrolment_id": "enr-1"}
+    )
+
+    assert enrolled.model_dump()["arm"] == "treated"
+
+
+def test_a_conversion_published_before_credits_reads_with_none() -> None:
+    good = example_data("crm.campaign.converted").model_dump()
+    del good["attribution_model"], good["credits"]
+
+    converted = data_model_for("crm.campaign.converted").model_validate(good)
+
+    assert (converted.model_dump()["attribution_model"], converted.model_dump()["credits"]) == (
+        None,
+        [],
+    )
+
+
+@pytest.mark.parametrize(
+    "credits",
+    [
+        [{"step_id": "s1", "share": 0.7}, {"step_id": "s2", "share": 0.4}],
+        [{"step_id": "s1", "share": 1.5}],
+        [{"step_id": "s1", "share": -0.1}],
+        [{"step_id": "s1", "share": 1, "revenue": {"amount": "120.00", "currency": "USD"}}],
+        [{"step_id": "s1", "share": 0.5}] * 51,
+    ],
+)
+def test_credits_share_at_most_the_whole_conversion_in_its_currency(
+    credits: list[dict[str, Any]],
+) -> None:
+    good = example_data("crm.campaign.converted").model_dump()
+
+    with pytest.raises(ValidationError):
+        data_model_for("crm.campaign.converted").model_validate({**good, "credits": credits})
+
+
+def test_credited_revenue_needs_the_conversions_value() -> None:
+    good = example_data("crm.campaign.converted").model_dump()
+
+    with pytest.raises(ValidationError):
+        data_model_for("crm.campaign.converted").model_validate({**good, "value": None})

@@ -274,3 +274,24 @@ def test_an_agents_reply_names_the_agent_on_the_raw_and_the_resolved_interaction
     assert InteractionResolved.model_validate(resolved(agent_id="agent-17")).agent_id == "agent-17"
     assert InteractionRecorded.model_validate(interaction()).agent_id is None
     assert error_paths(interaction(agent_id="agent 17")) == ["data.agent_id"]
+
+
+def test_a_click_on_a_campaign_email_names_its_step_raw_and_resolved() -> None:
+    click = interaction(
+        kind="email_clicked", channel="email", campaign_id="cmp-spring-26", campaign_step_id="s2"
+    )
+
+    raw = decode_json(event(click)).data_as(InteractionRecorded)
+    resolved_click = InteractionResolved.model_validate(
+        resolved(campaign_id="cmp-spring-26", campaign_step_id="s2")
+    )
+
+    assert (raw.campaign_id, raw.campaign_step_id) == ("cmp-spring-26", "s2")
+    assert (resolved_click.campaign_id, resolved_click.campaign_step_id) == ("cmp-spring-26", "s2")
+    assert InteractionRecorded.model_validate(interaction()).campaign_step_id is None
+
+
+def test_a_campaign_step_needs_its_campaign() -> None:
+    errors = errors_of(interaction(kind="email_clicked", campaign_step_id="s2"))
+
+    assert errors == [{"path": "data", "message": "campaign_step_id needs campaign_id"}]

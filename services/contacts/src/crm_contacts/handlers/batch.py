@@ -85,6 +85,7 @@ def interaction_resolved(
         nps=data.nps,
         consent=data.consent,
         campaign_id=data.campaign_id,
+        campaign_step_id=data.campaign_step_id,
         case_id=data.case_id,
         agent_id=data.agent_id,
         properties=data.properties,
