@@ -156,9 +156,7 @@ async def put_campaign(
     return CampaignOut.of(row)
 
 
-@router.delete(
-    "/campaigns/{campaign_id}", status_code=204, responses=problem_responses(404, 409)
-)
+@router.delete("/campaigns/{campaign_id}", status_code=204, responses=problem_responses(404, 409))
 async def delete_campaign(campaign_id: ResourceId, principal: Writer, conn: ConnectionDep) -> None:
     """Remove a draft."""
     await in_transaction(conn, handlers.delete_campaign, campaign_id)

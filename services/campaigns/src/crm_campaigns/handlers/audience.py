@@ -53,7 +53,5 @@ async def backfill(pool: asyncpg.Pool, *, ctx: Context) -> int:
                 work.evaluate(view.contact_id, as_of=now, cause=None)
             await work.flush(conn)
         done = len(page) < PAGE
-        await segment_rows.advance_backfill(
-            conn, row.id, None if done else page[-1].contact_id
-        )
+        await segment_rows.advance_backfill(conn, row.id, None if done else page[-1].contact_id)
         return max(len(page), 1)

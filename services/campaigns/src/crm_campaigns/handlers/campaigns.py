@@ -40,7 +40,9 @@ class InvalidTransition(Conflict):
         )
 
 
-async def get_campaign(conn: asyncpg.Connection, campaign_id: str, *, lock: bool = False) -> CampaignRow:
+async def get_campaign(
+    conn: asyncpg.Connection, campaign_id: str, *, lock: bool = False
+) -> CampaignRow:
     found = await campaign_rows.campaign(conn, campaign_id, lock=lock)
     if found is None:
         raise NotFound("No campaign with this id.", reason="campaign-not-found")

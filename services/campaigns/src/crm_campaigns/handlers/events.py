@@ -63,9 +63,9 @@ async def record_events(
 
 
 def _contact_of(event: CloudEvent) -> str:
-    data = event.data
-    assert isinstance(data, dict)
-    return str(data["contact_id"])
+    contact_id = getattr(event.data, "contact_id", None) or event.subject
+    assert isinstance(contact_id, str)
+    return contact_id
 
 
 def _apply(work: Journeys, ctx: Context, event: CloudEvent, contact_id: str) -> None:
@@ -107,11 +107,13 @@ def _interaction(
         _touch(work, event, data, contact_id)
     for enrolment in work.active_of(contact_id):
         campaign = work.campaigns.get(enrolment.campaign_id)
-        step = campaign.step(enrolment.next_step_id) if campaign and enrolment.next_step_id else None
-        if data.kind == UNSUBSCRIBE and campaign and not campaign.transactional:
-            if data.channel.value in campaign.channels:
-                work.exit(enrolment, cp.ExitReason.UNSUBSCRIBED, at=event.time, cause=event)
-                continue
+        step = (
+            campaign.step(enrolment.next_step_id) if campaign and enrolment.next_step_id else None
+        )
+        unsubscribed = data.kind == UNSUBSCRIBE and campaign and not campaign.transactional
+        if unsubscribed and campaign and data.channel.value in campaign.channels:
+            work.exit(enrolment, cp.ExitReason.UNSUBSCRIBED, at=event.time, cause=event)
+            continue
         if campaign and step and step.branch_kind == data.kind and step.branch_to:
             target = campaign.step(step.branch_to)
             assert target is not None
@@ -129,9 +131,7 @@ def _touch(
     """An interaction naming a campaign step: credited to the contact's latest enrolment in
     that campaign that had begun by then."""
     entered = [
-        e
-        for e in work.enrolments_of(contact_id, data.campaign_id)
-        if e.entered_at <= event.time
+        e for e in work.enrolments_of(contact_id, data.campaign_id) if e.entered_at <= event.time
     ]
     if entered and data.campaign_id and data.campaign_step_id:
         work.add_touch(
@@ -176,9 +176,8 @@ def _convert(
 
 
 def _case(work: Journeys, event: CloudEvent, view: ContactView) -> None:
-    data = event.data
-    assert isinstance(data, dict)
-    case_id = str(data["case_id"])
+    case_id = getattr(event.data, "case_id", None)
+    assert isinstance(case_id, str)
     if event.type == cs.CASE_OPENED:
         projection.open_case(view, case_id, event.data_as(cs.CaseOpened).category)
     elif event.type == cs.CASE_REOPENED:
@@ -198,7 +197,9 @@ def _stop_without_consent(
     """A withdrawal exits the enrolments whose next step now lacks consent."""
     for enrolment in work.active_of(view.contact_id):
         campaign = work.campaigns.get(enrolment.campaign_id)
-        step = campaign.step(enrolment.next_step_id) if campaign and enrolment.next_step_id else None
+        step = (
+            campaign.step(enrolment.next_step_id) if campaign and enrolment.next_step_id else None
+        )
         if campaign is None or step is None:
             continue
         if not consented(ctx, view, campaign.purpose, step.channel):
@@ -222,8 +223,7 @@ def _record_conversion(
     """The conversion, the credit of each step from the enrolment's touches, and
     `campaign.converted` naming the credited step."""
     touches = [
-        attribution.Touch(step_id=t.step_id, at=t.at)
-        for t in work.touches_of.get(enrolment.id, [])
+        attribution.Touch(step_id=t.step_id, at=t.at) for t in work.touches_of.get(enrolment.id, [])
     ]
     revenue = data.value.amount if data.value else None
     credits = attribution.credit(

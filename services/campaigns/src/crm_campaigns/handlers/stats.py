@@ -50,7 +50,7 @@ def _arm(counts: ArmCounts) -> ArmStats:
 
 async def campaign_stats(conn: asyncpg.Connection, campaign_id: str) -> CampaignStats:
     """The campaign's figures. Conversion rate and revenue are the treated arm's (the holdout
-    receives nothing); lift = treated rate − holdout rate, when both arms have members."""
+    receives nothing); lift = treated rate - holdout rate, when both arms have members."""
     campaign = await get_campaign(conn, campaign_id)
     counts = await stat_rows.counts(conn, campaign_id)
     treated, holdout = _arm(counts.treated), _arm(counts.holdout)

@@ -142,7 +142,9 @@ class _Round:
         sent = self.history.setdefault((contact_id, step.channel), [])
         return schedule.cap_slot(sent, at=self.now, max_sends=cap.max_sends, window=cap.window)
 
-    def _record(self, campaign: Campaign, enrolment: Enrolment, step: Step, *, outcome: str) -> None:
+    def _record(
+        self, campaign: Campaign, enrolment: Enrolment, step: Step, *, outcome: str
+    ) -> None:
         event_id = derived_id("due", enrolment.id, step.id) if outcome == "sent" else None
         send = Send(
             enrolment_id=enrolment.id,
@@ -176,7 +178,9 @@ class _Round:
         )
         self.events.append((send, out.messages[0]))
 
-    def _advance(self, work: Journeys, campaign: Campaign, enrolment: Enrolment, step: Step) -> None:
+    def _advance(
+        self, work: Journeys, campaign: Campaign, enrolment: Enrolment, step: Step
+    ) -> None:
         following = campaign.step_after(step.id)
         if following is None:
             work.exit(enrolment, cp.ExitReason.COMPLETED, at=self.now, cause=None)

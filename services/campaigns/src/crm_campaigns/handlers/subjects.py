@@ -85,7 +85,9 @@ async def _merge(
         if view is not None:
             projection.fold(survivor, view)
         for enrolment in work.enrolments_of(merged_id):
-            taken = [e for e in work.active_of(survivor_id) if e.campaign_id == enrolment.campaign_id]
+            taken = [
+                e for e in work.active_of(survivor_id) if e.campaign_id == enrolment.campaign_id
+            ]
             if enrolment.active and taken:
                 work.exit(enrolment, cp.ExitReason.MERGED, at=event.time, cause=event)
                 enrolment = work.enrolments[enrolment.id]
@@ -112,9 +114,7 @@ async def _unmerge(
     await subjects.forget_merge(conn, restored_id)
 
 
-async def _erase(
-    conn: asyncpg.Connection, ctx: Context, event: CloudEvent, contact_id: str
-) -> int:
+async def _erase(conn: asyncpg.Connection, ctx: Context, event: CloudEvent, contact_id: str) -> int:
     ids = [contact_id, *await subjects.merged_into(conn, contact_id)]
     out = Publisher(ctx)
     work = await Journeys.load(conn, ctx, out, ids)

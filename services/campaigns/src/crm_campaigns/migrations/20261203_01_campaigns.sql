@@ -143,3 +143,10 @@ CREATE TABLE conversions (
     credits      jsonb       NOT NULL DEFAULT '[]'::jsonb
 );
 CREATE INDEX conversions_campaign ON conversions (campaign_id);
+
+-- The example campaigns and segments created at start (crm_campaigns/examples): each once,
+-- so that one deleted or changed by hand is not brought back.
+CREATE TABLE examples_loaded (
+    id        text        PRIMARY KEY,
+    loaded_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+
 import asyncpg
 
 from crm_campaigns.definitions import CampaignDefinition
 from crm_campaigns.domain import Campaign, CampaignStatus
 
-_COLUMNS = "id, name, status, segment_id, definition, launched_at, completed_at, created_at, updated_at"
+_COLUMNS = (
+    "id, name, status, segment_id, definition, launched_at, completed_at, created_at, updated_at"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +108,8 @@ async def set_status(
     """Move a campaign to `status`; launching records the first launch, completing its end."""
     row = await conn.fetchrow(
         "UPDATE campaigns SET status = $2, "
-        "launched_at = CASE WHEN $2 = 'active' THEN coalesce(launched_at, $3) ELSE launched_at END, "
+        "launched_at = CASE WHEN $2 = 'active' THEN coalesce(launched_at, $3) "
+        "ELSE launched_at END, "
         "completed_at = CASE WHEN $2 = 'completed' THEN $3 ELSE completed_at END, "
         f"updated_at = clock_timestamp() WHERE id = $1 RETURNING {_COLUMNS}",
         campaign_id,

@@ -11,7 +11,9 @@ import asyncpg
 
 from crm_kit.rows import records
 
-_SEGMENT = "id, name, description, rule, version, backfilling, backfill_after, created_at, updated_at"
+_SEGMENT = (
+    "id, name, description, rule, version, backfilling, backfill_after, created_at, updated_at"
+)
 
 
 @dataclass(frozen=True, slots=True)

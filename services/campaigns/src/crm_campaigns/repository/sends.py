@@ -57,7 +57,9 @@ async def caps(conn: asyncpg.Connection) -> dict[str, Cap]:
     rows = await conn.fetch(
         "SELECT channel, max_sends, window_seconds FROM frequency_caps ORDER BY channel"
     )
-    return {row["channel"]: Cap(row["channel"], row["max_sends"], row["window_seconds"]) for row in rows}
+    return {
+        row["channel"]: Cap(row["channel"], row["max_sends"], row["window_seconds"]) for row in rows
+    }
 
 
 async def set_cap(conn: asyncpg.Connection, cap: Cap) -> None:

@@ -45,7 +45,9 @@ async def counts(conn: asyncpg.Connection, campaign_id: str) -> Counts:
         "GROUP BY e.arm",
         campaign_id,
     )
-    arms = {row["arm"]: ArmCounts(row["enrolled"], row["converted"], row["revenue"]) for row in rows}
+    arms = {
+        row["arm"]: ArmCounts(row["enrolled"], row["converted"], row["revenue"]) for row in rows
+    }
     none = ArmCounts(0, 0, Decimal(0))
     treated, holdout = arms.get("treated", none), arms.get("holdout", none)
     return Counts(

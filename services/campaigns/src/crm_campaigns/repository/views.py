@@ -101,13 +101,10 @@ async def delete_views(conn: asyncpg.Connection, contact_ids: Sequence[str]) -> 
     return int(status.split()[-1])
 
 
-async def page_of_views(
-    conn: asyncpg.Connection, *, after: str, limit: int
-) -> list[ContactView]:
+async def page_of_views(conn: asyncpg.Connection, *, after: str, limit: int) -> list[ContactView]:
     """Views in contact id order after `after` (the backfill and the preview walk them)."""
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM contact_views WHERE contact_id > $1 ORDER BY contact_id "
-        "LIMIT $2",
+        f"SELECT {_COLUMNS} FROM contact_views WHERE contact_id > $1 ORDER BY contact_id LIMIT $2",
         after,
         limit,
     )
