@@ -124,7 +124,9 @@ class ServiceClient(Generic[S]):
         def decoded(records: list[ConsumerRecord]) -> list[CloudEvent]:
             return [decode_record(r.value, list(r.headers or ())) for r in records]
 
-        records = await read_until(self.bootstrap, topic, lambda rs: done(decoded(rs)), timeout=timeout)
+        records = await read_until(
+            self.bootstrap, topic, lambda rs: done(decoded(rs)), timeout=timeout
+        )
         return decoded(records)
 
 

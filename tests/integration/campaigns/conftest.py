@@ -135,7 +135,11 @@ def case_opened(
 ) -> tuple[str, CloudEvent]:
     case_id = f"case-{uuid.uuid4().hex[:12]}"
     data = cs.CaseOpened(
-        case_id=case_id, contact_id=contact_id, title="Complaint", queue="support", category=category
+        case_id=case_id,
+        contact_id=contact_id,
+        title="Complaint",
+        queue="support",
+        category=category,
     )
     return case_id, new_event(cs.CASE_OPENED, data, source="urn:crm:cases", time=time)
 
@@ -266,7 +270,8 @@ class Campaigns(ServiceClient[CampaignsSettings]):
         return [
             e
             for e in events
-            if e.type == cp.CAMPAIGN_STEP_DUE and e.data_as(cp.CampaignStepDue).contact_id == contact_id
+            if e.type == cp.CAMPAIGN_STEP_DUE
+            and e.data_as(cp.CampaignStepDue).contact_id == contact_id
         ]
 
 

@@ -25,7 +25,12 @@ HIGH_CHURN = {
 }
 TWO_STEPS = [
     {"id": "offer", "channel": "email", "template_ref": "retention-offer"},
-    {"id": "reminder", "channel": "email", "template_ref": "retention-reminder", "wait_seconds": 259200},
+    {
+        "id": "reminder",
+        "channel": "email",
+        "template_ref": "retention-reminder",
+        "wait_seconds": 259200,
+    },
 ]
 
 
