@@ -8,11 +8,10 @@ those services publish them; the case events are read back from the cases topic.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -39,6 +38,7 @@ from crm_kit.auth import ADMIN_SCOPE, issue_token
 from crm_kit.db import connect
 from crm_kit.kafka import delete_topics, ensure_topics
 from tests.conftest import unique
+from tests.support.harness import T0, TestClock
 from tests.support.kafka import eventually, produce, read_until
 from tests.support.servers import Servers
 from tests.support.services import running_app
@@ -52,31 +52,6 @@ TOPIC_FIELDS = (
     "privacy_topic",
     "cases_topic",
 )
-# A Monday morning, UTC.
-T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-
-
-@dataclass
-class TestClock:
-    """The service's clock: stands still until the test moves it, or runs with the wall
-    clock from `now` once `run()` is called."""
-
-    now: datetime = T0
-    _since: float | None = None
-
-    def __call__(self) -> datetime:
-        if self._since is None:
-            return self.now
-        return self.now + timedelta(seconds=time.monotonic() - self._since)
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-    def run(self, *, from_: datetime) -> None:
-        """Tick in real time from `from_` on."""
-        self.now = from_
-        self._since = time.monotonic()
 
 
 def resolved(
@@ -238,11 +213,6 @@ class Service:
             timeout=timeout,
         )
         return decoded(records)
-
-
-def of_type(events: Sequence[CloudEvent], type: str) -> list[CloudEvent]:
-    """The events of one type."""
-    return [e for e in events if e.type == type]
 
 
 @pytest_asyncio.fixture

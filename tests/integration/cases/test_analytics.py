@@ -9,7 +9,8 @@ from typing import Any
 
 from crm_cases.api.analytics import AnalyticsOut
 from crm_contracts import CloudEvent
-from tests.integration.cases.conftest import T0, Service, contact, resolved, score_changed
+from tests.integration.cases.conftest import Service, contact, resolved, score_changed
+from tests.support.harness import T0
 from tests.support.kafka import eventually
 
 WEEK = {"from": "2026-11-23T09:00:00Z", "to": "2026-11-30T09:00:00Z"}  # from T0, Monday 09:00

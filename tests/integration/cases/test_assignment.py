@@ -10,7 +10,8 @@ from crm_cases.handlers import interactions
 from crm_cases.handlers.context import Context
 from crm_contracts import cases as cs
 from crm_kit.db import connect
-from tests.integration.cases.conftest import Replicas, Service, contact, of_type, resolved
+from tests.integration.cases.conftest import Replicas, Service, contact, resolved
+from tests.support.harness import of_type
 from tests.support.kafka import eventually
 from tests.support.statements import statements_on
 

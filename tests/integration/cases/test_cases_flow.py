@@ -5,14 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from crm_contracts import cases as cs
-from tests.integration.cases.conftest import (
-    T0,
-    Service,
-    contact,
-    of_type,
-    resolved,
-    score_changed,
-)
+from tests.integration.cases.conftest import Service, contact, resolved, score_changed
+from tests.support.harness import T0, of_type
 
 
 def at(minutes: float) -> datetime:

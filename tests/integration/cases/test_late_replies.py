@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tests.integration.cases.conftest import T0, Service, contact, resolved
+from tests.integration.cases.conftest import Service, contact, resolved
+from tests.support.harness import T0
 
 
 def at(minutes: float) -> datetime:

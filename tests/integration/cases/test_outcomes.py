@@ -8,15 +8,8 @@ from datetime import datetime, timedelta
 from crm_contracts import KafkaRecord, dead_letter_topic
 from crm_contracts import cases as cs
 from crm_contracts import privacy as pv
-from tests.integration.cases.conftest import (
-    T0,
-    Service,
-    contact,
-    erasure_requested,
-    merged,
-    of_type,
-    resolved,
-)
+from tests.integration.cases.conftest import Service, contact, erasure_requested, merged, resolved
+from tests.support.harness import T0, of_type
 from tests.support.kafka import header, produce, read_until
 
 

@@ -9,15 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from crm_contracts import cases as cs
-from tests.integration.cases.conftest import (
-    T0,
-    Replicas,
-    Service,
-    contact,
-    of_type,
-    resolved,
-    score_changed,
-)
+from tests.integration.cases.conftest import Replicas, Service, contact, resolved, score_changed
+from tests.support.harness import T0, of_type
 from tests.support.kafka import eventually
 
 BERLIN = ZoneInfo("Europe/Berlin")
