@@ -95,7 +95,10 @@ class Journeys:
         self.campaigns = campaigns
         self.views = views
         self.memberships = memberships
-        self.enrolments: dict[str, Enrolment] = {e.id: e for e in enrolments}
+        self.enrolments: dict[str, Enrolment] = {}
+        self._by_contact: dict[str, set[str]] = {}
+        for enrolment in enrolments:
+            self._index(enrolment)
         self.converted = converted
         self._changed_views: set[str] = set()
         self._changed_memberships: set[tuple[str, str]] = set()
@@ -152,13 +155,9 @@ class Journeys:
 
     def enrolments_of(self, contact_id: str, campaign_id: str | None = None) -> list[Enrolment]:
         """The contact's enrolments (in one campaign), oldest first."""
+        mine = (self.enrolments[e] for e in self._by_contact.get(contact_id, ()))
         return sorted(
-            (
-                e
-                for e in self.enrolments.values()
-                if e.contact_id == contact_id
-                and (campaign_id is None or e.campaign_id == campaign_id)
-            ),
+            (e for e in mine if campaign_id is None or e.campaign_id == campaign_id),
             key=lambda e: (e.entered_at, e.entry),
         )
 
@@ -337,8 +336,15 @@ class Journeys:
         return changed
 
     def _save(self, enrolment: Enrolment) -> None:
-        self.enrolments[enrolment.id] = enrolment
+        self._index(enrolment)
         self._changed_enrolments.add(enrolment.id)
+
+    def _index(self, enrolment: Enrolment) -> None:
+        held = self.enrolments.get(enrolment.id)
+        if held is not None and held.contact_id != enrolment.contact_id:
+            self._by_contact[held.contact_id].discard(enrolment.id)
+        self.enrolments[enrolment.id] = enrolment
+        self._by_contact.setdefault(enrolment.contact_id, set()).add(enrolment.id)
 
     async def flush(self, conn: asyncpg.Connection) -> None:
         """Write every change (one statement per table) and the queued events."""
