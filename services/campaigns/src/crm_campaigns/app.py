@@ -44,7 +44,9 @@ def create_app(
     runtime.add_consumer(f"events{settings.consumer_group_suffix}", events.topics, events)
     tick = settings.step_tick_ms / 1000
     if settings.load_examples:
-        runtime.add_job("examples", partial(examples.load_once, ctx=ctx), interval_seconds=3600)
+        # Loads once, then its rounds return at once (a job's round must finish now and then
+        # for /readyz to call it alive).
+        runtime.add_job("examples", partial(examples.load_once, ctx=ctx), interval_seconds=5)
     runtime.add_job("step-timer", partial(steps.send_due, ctx=ctx), interval_seconds=tick)
     runtime.add_job(
         "segment-timer", partial(audience.reevaluate_due, ctx=ctx), interval_seconds=tick
