@@ -85,39 +85,44 @@ async def enrol_all(service: Campaigns, people: list[str], *, campaigns: int) ->
 async def test_a_frequency_cap_holds_when_two_campaigns_fall_due_at_once_on_two_workers(
     replicas: Replicas[CampaignsSettings, Campaigns],
 ) -> None:
-    # One due step per round on each worker, so the two split a contact's two steps.
-    first = await replicas.start(due_batch=1)
-    await replicas.start(due_batch=1)
+    # One due step per round on each worker, rounds back to back, and one contact due at a
+    # time: the two workers race for that contact's two steps.
+    first = await replicas.start(due_batch=1, step_tick_ms=10)
+    await replicas.start(due_batch=1, step_tick_ms=10)
     await first.put("/v1/frequency-caps/email", CAP_ONE_A_DAY, status=200)
     segment_id = await first.segment(HIGH_CHURN)
     hour_later = [{"id": "s1", "channel": "email", "template_ref": "t-1", "wait_seconds": 3600}]
     for _ in range(2):
         await first.launch(segment_id, steps=hour_later)
-    people = [contact() for _ in range(8)]
-    await first.publish(*(e for who in people for e in entering(who)))
+    people = [contact() for _ in range(20)]
+    # Contact i enters i seconds after T0: its two steps are due at due[who].
+    entered = {who: T0 + timedelta(seconds=i) for i, who in enumerate(people)}
+    due = {who: at + timedelta(hours=1) for who, at in entered.items()}
+    await first.publish(*(e for who, at in entered.items() for e in entering(who, at=at)))
     await enrol_all(first, people, campaigns=2)
 
-    due = first.clock.advance(hours=1)
+    for who in people:
+        first.clock.set(due[who])
+        await idle(first)
     sent = per_contact(await all_steps_due(first))
     assert sorted(sent) == sorted(people)
-    assert all(len(events) == 1 for events in sent.values())
+    assert {who: len(events) for who, events in sent.items()} == dict.fromkeys(people, 1)
     for who in people:
         enrolments = await first.enrolments(who)
         waiting = [e for e in enrolments if e["status"] == "active"]
-        assert [e["due_at"] for e in waiting] == [iso(due + timedelta(days=1))]
-
-    first.clock.advance(days=1, seconds=-1)
-    assert all(len(events) == 1 for events in per_contact(await all_steps_due(first)).values())
+        assert [e["due_at"] for e in waiting] == [iso(due[who] + timedelta(days=1))]
 
     # The cap defers the second step to the moment the first leaves the window; it is not lost.
-    first.clock.advance(seconds=1)
+    first.clock.set(due[people[0]] + timedelta(days=1, seconds=-1))
+    assert all(len(events) == 1 for events in per_contact(await all_steps_due(first)).values())
+    for who in people:
+        first.clock.set(due[who] + timedelta(days=1))
+        await idle(first)
     sent = per_contact(await all_steps_due(first))
     for who in people:
-        assert [e.time for e in sent[who]] == [due, due + timedelta(days=1)]
-        assert {step_of(e).campaign_id for e in sent[who]} == {
-            e["campaign_id"] for e in await first.enrolments(who)
-        }
+        assert [e.time for e in sent[who]] == [due[who], due[who] + timedelta(days=1)]
         enrolments = await first.enrolments(who)
+        assert {step_of(e).campaign_id for e in sent[who]} == {e["campaign_id"] for e in enrolments}
         assert [e["exit_reason"] for e in enrolments] == ["completed", "completed"]
 
 
