@@ -159,7 +159,8 @@ class _Round:
         self.sends.append(send)
         if outcome != "sent":
             return
-        self.history.setdefault((enrolment.contact_id, step.channel), []).append(self.now)
+        if not campaign.transactional:
+            self.history.setdefault((enrolment.contact_id, step.channel), []).append(self.now)
         out = Publisher(self.ctx)
         out.campaign_event(
             cp.CAMPAIGN_STEP_DUE,

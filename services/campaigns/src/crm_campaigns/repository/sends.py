@@ -95,7 +95,8 @@ async def lock_capped(conn: asyncpg.Connection, pairs: Iterable[tuple[str, str]]
 async def sent_since(
     conn: asyncpg.Connection, pairs: Iterable[tuple[str, str]], *, since: datetime
 ) -> dict[tuple[str, str], list[datetime]]:
-    """The times of the steps sent to each (contact, channel) after `since`."""
+    """The times of the non-transactional steps sent to each (contact, channel) after
+    `since`: what counts against the caps."""
     keys = sorted(set(pairs))
     out: dict[tuple[str, str], list[datetime]] = {key: [] for key in keys}
     if not keys:
@@ -103,7 +104,9 @@ async def sent_since(
     rows = await conn.fetch(
         "SELECT s.contact_id, s.channel, s.at FROM sends s "
         "JOIN unnest($1::text[], $2::text[]) AS k(c, ch) ON s.contact_id = k.c "
-        "AND s.channel = k.ch WHERE s.outcome = 'sent' AND s.at > $3",
+        "AND s.channel = k.ch JOIN campaigns c ON c.id = s.campaign_id "
+        "WHERE s.outcome = 'sent' AND s.at > $3 "
+        "AND NOT coalesce((c.definition->>'transactional')::boolean, false)",
         [c for c, _ in keys],
         [ch for _, ch in keys],
         since,
