@@ -61,6 +61,7 @@ def resolved(
     campaign_id: str | None = None,
     step_id: str | None = None,
     stage: str = "repeat_customer",
+    consent: dict[str, Any] | None = None,
 ) -> CloudEvent:
     """A resolved interaction, as contacts publishes it."""
     data = it.InteractionResolved(
@@ -72,6 +73,7 @@ def resolved(
         value={"amount": value, "currency": "EUR"} if value is not None else None,
         campaign_id=campaign_id,
         campaign_step_id=step_id,
+        consent=consent,
         stage=stage,
         previous_stage=stage,
         stage_changed=False,

@@ -12,6 +12,7 @@ from tests.integration.campaigns.conftest import (
     case_resolved,
     consent,
     contact,
+    resolved,
     score_changed,
 )
 from tests.support.harness import T0, of_type
@@ -85,3 +86,17 @@ async def test_a_withdrawn_consent_stops_a_due_step(service: Campaigns) -> None:
     assert enrolment["exit_reason"] == "consent_withdrawn"
     service.clock.advance(days=4)
     assert len(await service.steps_due(who)) == 1
+
+
+async def test_a_signup_that_gives_consent_is_sent_its_first_step_before_contacts_confirms_it(
+    service: Campaigns,
+) -> None:
+    segment_id = await service.segment({"type": "did", "kind": "signup", "within_days": 30})
+    await service.launch(segment_id)
+    who = contact()
+    email = {"purpose": "marketing", "channel": "email", "granted": True}
+    await service.publish(resolved("signup", who, consent=email))
+    [due] = await service.steps_due(who)
+    assert due.data_as(cp.CampaignStepDue).step_id == "s1"
+    [enrolment] = await service.enrolments(who)
+    assert enrolment["exit_reason"] == "completed"

@@ -71,7 +71,7 @@ def _contact_of(event: CloudEvent) -> str:
 def _apply(work: Journeys, ctx: Context, event: CloudEvent, contact_id: str) -> None:
     view = work.view(contact_id)
     if event.type == it.INTERACTION_RESOLVED:
-        _interaction(work, event, event.data_as(it.InteractionResolved), view)
+        _interaction(work, ctx, event, event.data_as(it.InteractionResolved), view)
     elif event.type == sc.SCORE_CHANGED:
         projection.apply_scores(view, event.data_as(sc.ScoreChanged).new)
     elif event.type in CASE_TYPES:
@@ -98,10 +98,12 @@ def _apply(work: Journeys, ctx: Context, event: CloudEvent, contact_id: str) -> 
 
 
 def _interaction(
-    work: Journeys, event: CloudEvent, data: it.InteractionResolved, view: ContactView
+    work: Journeys, ctx: Context, event: CloudEvent, data: it.InteractionResolved, view: ContactView
 ) -> None:
     view.stage = data.stage.value
     projection.apply_touchpoint(view, kind=data.kind, channel=data.channel.value, at=event.time)
+    if data.consent is not None:
+        _interaction_consent(work, ctx, event, data, view)
     contact_id = view.contact_id
     if data.campaign_id and data.campaign_step_id:
         _touch(work, event, data, contact_id)
@@ -123,6 +125,28 @@ def _interaction(
                 due_at=event.time + timedelta(seconds=target.wait_seconds),
             )
     _convert(work, event, data, contact_id)
+
+
+def _interaction_consent(
+    work: Journeys, ctx: Context, event: CloudEvent, data: it.InteractionResolved, view: ContactView
+) -> None:
+    """The consent an interaction carries counts at once, by its time: a signup that gives
+    consent to email is not sent its welcome email before contacts' `consent_changed` for
+    it arrives on the other topic."""
+    consent = data.consent
+    assert consent is not None
+    granted = consent.granted
+    if granted is None:
+        granted = data.kind == it.InteractionKind.CONSENT_GIVEN.value
+    changed = projection.apply_consent(
+        view,
+        purpose=consent.purpose,
+        channel=consent.channel.value if consent.channel else None,
+        granted=granted,
+        at=event.time,
+    )
+    if changed and not granted:
+        _stop_without_consent(work, ctx, event, view)
 
 
 def _touch(
