@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from crm_campaigns.settings import CampaignsSettings
 from crm_contracts import campaigns as cp
 from tests.integration.campaigns.conftest import (
     Campaigns,
@@ -19,7 +20,7 @@ from tests.integration.campaigns.conftest import (
     resolved,
     stats,
 )
-from tests.support.harness import T0, of_type
+from tests.support.harness import T0, Replicas, of_type
 from tests.support.kafka import eventually
 
 EMAIL_CONSENT = {"type": "consent", "purpose": "marketing", "channel": "email"}
@@ -59,6 +60,7 @@ async def both_steps_sent(service: Campaigns, *contacts: str) -> None:
     """Step s1 goes out at entry, s2 a day later; then the contacts exit, completed."""
     for who in contacts:
         await service.wait_enrolments(who, lambda es: len(es) == 1)
+        assert len(await service.steps_due(who)) == 1
     service.clock.advance(days=1)
     for who in contacts:
         [done] = await service.wait_enrolments(who, lambda es: es[0]["status"] == "exited")
@@ -233,3 +235,27 @@ async def test_a_purchase_delivered_twice_converts_once(service: Campaigns) -> N
     found = await stats(service, campaign_id)
     assert found["converted"] == 1
     assert Decimal(found["revenue"]) == Decimal("120.00")
+
+
+async def test_a_purchase_right_after_the_entering_event_converts_however_they_are_batched(
+    replicas: Replicas[CampaignsSettings, Campaigns],
+) -> None:
+    service = await replicas.start()
+    segment_id = await service.segment({"type": "did", "kind": "page_view", "within_days": 7})
+    campaign_id = await service.launch(segment_id, steps=TWO_STEPS, goal=PURCHASE)
+    who = contact()
+    await service.publish(consent(who, granted=True, time=T0 - timedelta(hours=1)))
+
+    # Both wait on the topic while no process runs, so the next one reads them in one batch.
+    await replicas.stop(service)
+    visit = resolved("page_view", who)
+    bought = purchase(who, "40.00", hours=1)
+    await service.publish_on(service.settings.interactions_topic, [visit, bought])
+    service = await replicas.start()
+    await service.wait_applied(visit.id, bought.id)
+
+    [enrolment] = await service.enrolments(who)
+    assert enrolment["entered_at"] == T0.isoformat().replace("+00:00", "Z")
+    assert enrolment["exit_reason"] == "converted"
+    found = await stats(service, campaign_id)
+    assert (found["converted"], Decimal(found["revenue"])) == (1, Decimal("40.00"))

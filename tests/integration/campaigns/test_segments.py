@@ -293,6 +293,22 @@ async def test_leaving_the_segment_exits_a_campaign_that_says_so(service: Campai
     assert enrolment["exited_at"] == iso(T0 + timedelta(hours=1))
 
 
+async def test_leaving_the_segment_by_time_alone_exits_at_that_moment(
+    service: Campaigns,
+) -> None:
+    segment_id = await service.segment({"type": "did", "kind": "purchase", "within_days": 7})
+    await service.launch(segment_id, exit_on_segment_leave=True, steps=LONG_JOURNEY)
+    who = contact()
+    await service.publish(consent(who, granted=True, time=T0 - timedelta(hours=1)))
+    await service.publish(resolved("purchase", who, value="5.00"))
+    await service.wait_enrolments(who, lambda es: len(es) == 1)
+
+    service.clock.set(T0 + timedelta(days=7))
+    [enrolment] = await service.wait_enrolments(who, lambda es: es[0]["status"] == "exited")
+    assert enrolment["exit_reason"] == "left_segment"
+    assert enrolment["exited_at"] == iso(T0 + timedelta(days=7))
+
+
 # ---- bad input
 
 
