@@ -342,3 +342,25 @@ async def replicas(
 async def service(replicas: Replicas[CampaignsSettings, Campaigns]) -> Campaigns:
     """One campaigns process with default settings."""
     return await replicas.start()
+
+
+async def published(service: Campaigns, *, timeout: float = 30.0) -> list[CloudEvent]:
+    """Every campaign event the service has written so far, read back once the relay has
+    put each of them on the topic (to check that something was not announced)."""
+
+    async def drained() -> list[int] | None:
+        rows = await service.fetch(
+            "SELECT count(*) FILTER (WHERE sent_at IS NULL) AS unsent, "
+            "count(*) FILTER (WHERE topic = $1) AS written FROM kit_outbox",
+            service.settings.campaigns_topic,
+        )
+        return [int(rows[0]["written"])] if rows[0]["unsent"] == 0 else None
+
+    [written] = await eventually(drained, timeout=timeout)
+    return await service.campaign_events(lambda es: len(es) >= written, timeout=timeout)
+
+
+async def stats(service: Campaigns, campaign_id: str) -> dict[str, Any]:
+    """GET /v1/campaigns/{id}/stats."""
+    found: dict[str, Any] = await service.ok(f"/v1/campaigns/{campaign_id}/stats")
+    return found

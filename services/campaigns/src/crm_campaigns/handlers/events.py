@@ -55,11 +55,23 @@ async def record_events(
         return
     out = Publisher(ctx)
     work = await Journeys.load(conn, ctx, out, {contact_id for _, contact_id in items})
+    goals = {c.goal.kind for c in work.campaigns.values() if c.goal is not None}
     for event, contact_id in items:
+        if _is_goal(event, goals):
+            # Who is enrolled by now decides what this interaction converts: the events before
+            # it in the batch enter their segments first, as they would one by one.
+            work.settle()
         _apply(work, ctx, event, contact_id)
         work.touch(contact_id, at=event.time, cause=event)
     work.settle()
     await work.flush(conn)
+
+
+def _is_goal(event: CloudEvent, goals: set[str]) -> bool:
+    return (
+        event.type == it.INTERACTION_RESOLVED
+        and event.data_as(it.InteractionResolved).kind in goals
+    )
 
 
 def _contact_of(event: CloudEvent) -> str:
