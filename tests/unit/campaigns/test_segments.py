@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from crm_campaigns.domain import MAX_WINDOW_DAYS, ConsentState, ContactView, Touchpoint
 from crm_campaigns.segments import (
     AllRule,
@@ -33,7 +35,6 @@ from crm_campaigns.segments import (
     rule_json,
     walk,
 )
-from pydantic import ValidationError
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 US = timedelta(microseconds=1)

@@ -10,9 +10,9 @@ from typing import Any
 import asyncpg
 
 from crm_cases.domain import Case
-from crm_kit.rows import records
 from crm_contracts.cases import CasePriority, CaseStatus
 from crm_kit.db import as_dicts
+from crm_kit.rows import records
 
 COLUMNS = tuple(f.name for f in fields(Case))
 _SELECT = ", ".join(COLUMNS)

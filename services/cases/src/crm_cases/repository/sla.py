@@ -9,9 +9,9 @@ from typing import Any
 
 import asyncpg
 
-from crm_kit.rows import jsonable
 from crm_cases.sla import Clock, Metric
 from crm_kit.db import as_dicts
+from crm_kit.rows import jsonable
 
 
 async def calendars(conn: asyncpg.Connection) -> list[dict[str, Any]]:
