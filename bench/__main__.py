@@ -52,6 +52,7 @@ VERSIONED = (
     "crm-contacts",
     "crm-scoring",
     "crm-cases",
+    "crm-campaigns",
     "crm-ingest",
     "crm-kit",
 )

@@ -43,9 +43,9 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-SERVICES = ("ingest", "contacts", "cases", "scoring")
+SERVICES = ("ingest", "contacts", "cases", "campaigns", "scoring")
 PLACEHOLDER = "change-me"  # what secrets.example.yaml tells the operator to replace
-READY_TIMEOUT = 120.0  # four services starting at once on a loaded 2-core machine
+READY_TIMEOUT = 120.0  # five services starting at once on a loaded 2-core machine
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
@@ -315,6 +315,15 @@ async def test_every_service_starts_and_is_ready_with_the_kubernetes_environment
     servers: Servers, tmp_path: Path
 ) -> None:
     await start_and_wait_ready(k8s_launches(operators_secrets()), servers, tmp_path)
+
+
+def test_production_does_not_launch_the_example_campaigns() -> None:
+    # The examples are launched when loaded: in production they would message real people.
+    launches = k8s_launches(operators_secrets())
+    [campaigns] = [launch for launch in launches if launch.name == "campaigns"]
+
+    assert campaigns.env["CRM_ENVIRONMENT"] == "production"
+    assert campaigns.env["CRM_CAMPAIGNS_LOAD_EXAMPLES"] == "false"
 
 
 async def _refusal(launch: Launch, tmp: Path) -> tuple[int, str]:

@@ -180,3 +180,49 @@ def test_a_forged_timeline_cursor_past_64_bits_is_a_400_problem(
 
     assert response.status_code == 400, response.text
     assert response.json()["type"].endswith("/invalid-cursor")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "where"),
+    [
+        (
+            "/v1/segments/seg-unstorable",
+            b'{"name": "Big", "rule": {"type": "score", "score": "clv", "op": "gt",'
+            b' "value": 1e400}}',
+            "body.rule.score.value",
+        ),
+        (
+            "/v1/segments/seg-unstorable",
+            b'{"name": "NaN", "rule": {"type": "trait", "name": "x", "op": "eq", "value": NaN}}',
+            "body.rule.trait.value.float",
+        ),
+        (
+            "/v1/campaigns/cmp-unstorable",
+            b'{"name": "Big", "goal": {"kind": "purchase", "min_value": 1e400},'
+            b' "steps": [{"id": "s1", "channel": "email", "template_ref": "t"}]}',
+            "body.goal.min_value",
+        ),
+        (
+            "/v1/campaigns/cmp-unstorable",
+            b'{"name": "Old", "ends_at": "0001-01-01T00:00:00Z",'
+            b' "steps": [{"id": "s1", "channel": "email", "template_ref": "t"}]}',
+            "body.ends_at",
+        ),
+    ],
+)
+def test_a_campaign_or_segment_number_or_time_no_event_can_carry_is_a_422_problem(
+    backend: dict[str, Running], path: str, body: bytes, where: str
+) -> None:
+    # Python's JSON reads 1e400 as infinity and accepts NaN; jsonb stores neither, and an
+    # ends_at in year 1 could never be put on the campaign's launched event.
+    campaigns = backend["campaigns"]
+
+    response = httpx.put(
+        campaigns.base_url + path,
+        content=body,
+        headers={**campaigns.headers, "content-type": "application/json"},
+        timeout=30,
+    )
+
+    assert response.status_code == 422, response.text
+    assert where in [error["path"] for error in response.json()["errors"]], response.json()

@@ -11,7 +11,7 @@ from datetime import datetime, time
 from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
 
 from crm_campaigns.domain import (
     AttributionModel,
@@ -23,6 +23,7 @@ from crm_campaigns.domain import (
     Step,
 )
 from crm_contracts.base import Channel, Code
+from crm_kit.inputs import Instant
 
 StepId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 MAX_STEPS = 20
@@ -65,7 +66,9 @@ class GoalDefinition(_Document):
     """What counts as a conversion."""
 
     kind: Code = Field(description="Interaction kind that converts, e.g. purchase.")
-    min_value: float | None = Field(None, ge=0, description="Least value that counts, if any.")
+    min_value: FiniteFloat | None = Field(
+        None, ge=0, description="Least value that counts, if any."
+    )
     window_days: float = Field(
         30.0, gt=0, le=366, description="Days after entry in which a conversion is credited."
     )
@@ -115,8 +118,9 @@ class CampaignDefinition(_Document):
     time_zone: Annotated[str, Field(max_length=64)] = Field(
         "UTC", description="Quiet hours' zone for a contact without a known time zone."
     )
-    starts_at: datetime | None = Field(None, description="No entry before this moment.")
-    ends_at: datetime | None = Field(None, description="The campaign completes at this moment.")
+    # Instants every event can carry: launched and completed events name ends_at.
+    starts_at: Instant | None = Field(None, description="No entry before this moment.")
+    ends_at: Instant | None = Field(None, description="The campaign completes at this moment.")
     steps: list[StepDefinition] = Field(min_length=1, max_length=MAX_STEPS)
 
     @field_validator("time_zone")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, assert_never
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, RootModel, model_validator
 
 from crm_campaigns.domain import ACTIVITY_KEEP, MAX_WINDOW_DAYS, ContactView, Touchpoint
 
@@ -26,7 +26,8 @@ MAX_DEPTH = 6
 MAX_NODES = 100
 MAX_CHILDREN = 50
 
-Scalar = str | int | float | bool
+# Finite: JSON's 1e400 reads as infinity, which jsonb cannot store (nor NaN).
+Scalar = str | int | FiniteFloat | bool
 
 
 class _Node(BaseModel):
@@ -91,7 +92,7 @@ class ScoreRule(_Node):
     type: Literal["score"] = "score"
     score: Literal["engagement", "churn_risk", "clv"] = Field(description="Which score.")
     op: Literal["gte", "gt", "lte", "lt"] = Field(description="Comparison: score `op` value.")
-    value: float = Field(description="The value compared with.")
+    value: FiniteFloat = Field(description="The value compared with.")
 
 
 class ConsentRule(_Node):

@@ -55,7 +55,19 @@ KNOWN_SERVICES = (
             "cases.events": (topics.CONTACTS, topics.PRIVACY, topics.SCORES, topics.INTERACTIONS)
         },
     ),
-    ServiceDef("campaigns", "crm_campaigns"),
+    ServiceDef(
+        "campaigns",
+        "crm_campaigns",
+        consumer_groups={
+            "campaigns.events": (
+                topics.CONTACTS,
+                topics.INTERACTIONS,
+                topics.SCORES,
+                topics.CASES,
+                topics.PRIVACY,
+            )
+        },
+    ),
     ServiceDef(
         "scoring",
         "crm_scoring",
