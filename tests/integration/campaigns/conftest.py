@@ -312,6 +312,7 @@ def make_settings(
             "consumer_max_retries": 4,
             "consumer_group_suffix": suffix,
             "step_tick_ms": 50,
+            "backfill_tick_ms": 50,
             "load_examples": False,
             # The embedded broker answers a join after half the session timeout: 1 s, not 3.
             "kafka_session_timeout_ms": 2000,

@@ -51,8 +51,13 @@ def create_app(
     runtime.add_job(
         "segment-timer", partial(audience.reevaluate_due, ctx=ctx), interval_seconds=tick
     )
-    runtime.add_job("segment-backfill", partial(audience.backfill, ctx=ctx), interval_seconds=1)
-    runtime.add_job("campaign-ends", partial(campaigns.complete_ended, ctx=ctx), interval_seconds=1)
+    slow_tick = settings.backfill_tick_ms / 1000
+    runtime.add_job(
+        "segment-backfill", partial(audience.backfill, ctx=ctx), interval_seconds=slow_tick
+    )
+    runtime.add_job(
+        "campaign-ends", partial(campaigns.complete_ended, ctx=ctx), interval_seconds=slow_tick
+    )
     return runtime.create_app(title="campaigns", version=VERSION, router=api.router, context=ctx)
 
 

@@ -39,6 +39,13 @@ class CampaignsSettings(ServiceSettings):
         description="How often due steps and time-bound segment answers are looked for; a "
         "step goes out within this of its due moment.",
     )
+    backfill_tick_ms: int = Field(
+        1000,
+        ge=10,
+        le=60000,
+        description="How often a new or changed segment is looked for, to evaluate it over "
+        "every known contact (a page per round; rounds follow at once while there is more).",
+    )
     due_batch: int = Field(
         500, ge=1, le=10000, description="Due steps handled per transaction by the timer."
     )
