@@ -15,6 +15,7 @@ import asyncpg
 from crm_campaigns.definitions import CampaignDefinition
 from crm_campaigns.handlers import campaigns, segments
 from crm_campaigns.handlers.context import Context
+from crm_campaigns.repository import examples as example_rows
 
 _loaded: set[int] = set()
 
@@ -29,7 +30,7 @@ def examples() -> dict[str, Any]:
 async def load(conn: asyncpg.Connection, ctx: Context) -> list[str]:
     """Create (and launch) the examples not created before; their ids."""
     document = examples()
-    done = {row["id"] for row in await conn.fetch("SELECT id FROM examples_loaded")}
+    done = await example_rows.lock_loaded(conn)
     created = []
     for item in document["segments"]:
         if item["id"] in done:
@@ -50,10 +51,7 @@ async def load(conn: asyncpg.Connection, ctx: Context) -> list[str]:
         await campaigns.create_campaign(conn, definition, campaign_id=item["id"])
         await campaigns.launch(conn, ctx, item["id"])
         created.append(item["id"])
-    await conn.executemany(
-        "INSERT INTO examples_loaded (id) VALUES ($1) ON CONFLICT DO NOTHING",
-        [(id,) for id in created],
-    )
+    await example_rows.record_loaded(conn, created)
     return created
 
 
@@ -62,7 +60,6 @@ async def load_once(pool: asyncpg.Pool, *, ctx: Context) -> int:
     if id(ctx) in _loaded:
         return 0
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("LOCK TABLE examples_loaded IN EXCLUSIVE MODE")
         await load(conn, ctx)
     _loaded.add(id(ctx))
     return 0

@@ -24,7 +24,6 @@ import asyncpg
 
 from crm_campaigns import holdout, segments
 from crm_campaigns.domain import (
-    Arm,
     Campaign,
     CampaignStatus,
     ContactView,
@@ -163,10 +162,6 @@ class Journeys:
 
     def active_of(self, contact_id: str) -> list[Enrolment]:
         return [e for e in self.enrolments_of(contact_id) if e.active]
-
-    def is_member(self, segment_id: str, contact_id: str) -> bool:
-        m = self.memberships.get((segment_id, contact_id))
-        return m is not None and m.member
 
     # ---- changes
 
@@ -366,7 +361,3 @@ class Journeys:
 
 def _id(event: CloudEvent | None) -> str | None:
     return event.id if event is not None else None
-
-
-def treated(enrolment: Enrolment) -> bool:
-    return enrolment.arm == Arm.TREATED

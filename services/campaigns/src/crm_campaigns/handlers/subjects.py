@@ -19,6 +19,7 @@ from crm_campaigns import projection
 from crm_campaigns.handlers.context import Context, Publisher
 from crm_campaigns.handlers.journeys import Journeys
 from crm_campaigns.repository import attribution as attribution_rows
+from crm_campaigns.repository import enrolments as enrolment_rows
 from crm_campaigns.repository import segments as segment_rows
 from crm_campaigns.repository import sends as send_rows
 from crm_campaigns.repository import views as view_rows
@@ -105,12 +106,7 @@ async def _merge(
 async def _unmerge(
     conn: asyncpg.Connection, ctx: Context, restored_id: str, survivor_id: str
 ) -> None:
-    await conn.execute(
-        "UPDATE enrolments SET contact_id = origin_contact_id "
-        "WHERE contact_id = $1 AND origin_contact_id = $2",
-        survivor_id,
-        restored_id,
-    )
+    await enrolment_rows.restore_enrolments(conn, restored_id, survivor_id)
     await subjects.forget_merge(conn, restored_id)
 
 

@@ -104,3 +104,13 @@ async def save_enrolments(conn: asyncpg.Connection, changed: Sequence[Enrolment]
                 f"ON CONFLICT (id) DO UPDATE SET {_UPDATES}",
                 records(group),
             )
+
+
+async def restore_enrolments(conn: asyncpg.Connection, restored_id: str, survivor_id: str) -> None:
+    """An unmerge: the survivor's enrolments that were the restored contact's are its again."""
+    await conn.execute(
+        "UPDATE enrolments SET contact_id = origin_contact_id "
+        "WHERE contact_id = $1 AND origin_contact_id = $2",
+        survivor_id,
+        restored_id,
+    )

@@ -137,18 +137,6 @@ async def memberships_of(
     return {(row["segment_id"], row["contact_id"]): _membership(row) for row in rows}
 
 
-async def memberships_in(
-    conn: asyncpg.Connection, segment_id: str, contact_ids: Iterable[str]
-) -> dict[tuple[str, str], Membership]:
-    rows = await conn.fetch(
-        f"SELECT {_MEMBERSHIP} FROM memberships WHERE segment_id = $1 "
-        "AND contact_id = ANY($2::text[]) ORDER BY contact_id FOR UPDATE",
-        segment_id,
-        sorted(set(contact_ids)),
-    )
-    return {(row["segment_id"], row["contact_id"]): _membership(row) for row in rows}
-
-
 async def due_contacts(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[str]:
     """Contacts with an answer that time has changed by `now`; their rows are locked and
     other rounds pass them by."""

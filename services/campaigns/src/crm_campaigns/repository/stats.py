@@ -85,10 +85,3 @@ async def touched_enrolments(conn: asyncpg.Connection, campaign_id: str) -> int:
         "SELECT count(DISTINCT enrolment_id) FROM touches WHERE campaign_id = $1", campaign_id
     )
     return count
-
-
-async def sent_total(conn: asyncpg.Connection, campaign_id: str) -> int:
-    count: int = await conn.fetchval(
-        "SELECT count(*) FROM sends WHERE campaign_id = $1 AND outcome = 'sent'", campaign_id
-    )
-    return count
