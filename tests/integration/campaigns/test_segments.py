@@ -166,6 +166,15 @@ async def backfill_stalled(service: Campaigns) -> AsyncIterator[None]:
         await conn.close()
 
 
+async def backfill_waiting(service: Campaigns) -> bool:
+    """Whether a backfill round is waiting for the contacts `backfill_stalled` holds."""
+    rows = await service.fetch(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND query LIKE '%FROM contact_views%'"
+    )
+    return bool(rows[0]["n"] > 0)
+
+
 async def test_contacts_known_before_a_segment_are_its_members_and_its_audience_at_launch(
     service: Campaigns,
 ) -> None:
@@ -181,6 +190,8 @@ async def test_contacts_known_before_a_segment_are_its_members_and_its_audience_
     async with backfill_stalled(service):
         await service.put(f"/v1/segments/{segment_id}", {"name": "High", "rule": HIGH_CHURN})
         assert (await service.ok(f"/v1/segments/{segment_id}"))["backfilling"] is True
+        # The backfill's round has begun and waits: saving a campaign on its segment must not.
+        await eventually(lambda: backfill_waiting(service), timeout=30)
         body = campaign_body(segment_id, entry_mode="audience_once")
         await service.put(f"/v1/campaigns/{campaign_id}", body)
         refused = await service.send("POST", f"/v1/campaigns/{campaign_id}/launch")

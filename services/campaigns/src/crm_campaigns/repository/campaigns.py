@@ -120,11 +120,12 @@ async def set_status(
 
 
 async def ending(conn: asyncpg.Connection, *, now: datetime) -> list[str]:
-    """Active or paused campaigns whose end has come, locked; other rounds pass them by."""
+    """Active or paused campaigns whose end has come, locked (`NO KEY UPDATE`: enrolments
+    written meanwhile do not wait); other rounds pass them by."""
     rows = await conn.fetch(
         "SELECT id FROM campaigns WHERE status IN ('active', 'paused') "
         "AND (definition->>'ends_at') IS NOT NULL AND (definition->>'ends_at')::timestamptz <= $1 "
-        "ORDER BY id FOR UPDATE SKIP LOCKED",
+        "ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
         now,
     )
     return [row["id"] for row in rows]

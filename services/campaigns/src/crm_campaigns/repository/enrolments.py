@@ -68,12 +68,13 @@ async def enrolment(conn: asyncpg.Connection, enrolment_id: str) -> Enrolment | 
 
 async def due(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[Enrolment]:
     """Active enrolments of active campaigns with a step due by `now`, not held, locked;
-    other rounds (other replicas) pass them by."""
+    other rounds (other replicas) pass them by. `NO KEY UPDATE`: a touch or conversion
+    recorded meanwhile for one of them (a foreign key) does not wait for the round."""
     rows = await conn.fetch(
         f"SELECT {', '.join('e.' + c for c in COLUMNS)} FROM enrolments e "
         "JOIN campaigns c ON c.id = e.campaign_id AND c.status = 'active' "
         "WHERE e.status = 'active' AND NOT e.held AND e.due_at <= $1 "
-        "ORDER BY e.due_at, e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED",
+        "ORDER BY e.due_at, e.id LIMIT $2 FOR NO KEY UPDATE OF e SKIP LOCKED",
         now,
         limit,
     )

@@ -100,10 +100,13 @@ async def delete_segment(conn: asyncpg.Connection, segment_id: str) -> None:
 
 
 async def backfilling(conn: asyncpg.Connection) -> SegmentRow | None:
-    """One segment still being evaluated over every contact, locked; others' rounds skip it."""
+    """One segment still being evaluated over every contact, locked; others' rounds skip it.
+
+    The lock is `NO KEY UPDATE`: a campaign saved on this segment meanwhile (its foreign key
+    takes `KEY SHARE`) does not wait for the round."""
     row = await conn.fetchrow(
         f"SELECT {_SEGMENT} FROM segments WHERE backfilling ORDER BY updated_at, id LIMIT 1 "
-        "FOR UPDATE SKIP LOCKED"
+        "FOR NO KEY UPDATE SKIP LOCKED"
     )
     return _segment(row) if row else None
 
