@@ -70,9 +70,9 @@ class ServiceUnderTest:
     credentials: Callable[[str, dict[str, str]], Awaitable[dict[str, str]]] = field(
         default=bearer_only
     )
-    # Whether schemathesis generates requests for it (test_schemathesis); its document and
-    # the other tests here cover it either way.
-    fuzzed: bool = True
+    # Operations (method, path) schemathesis generates no requests for (test_schemathesis);
+    # their documents and the other tests here cover them either way.
+    not_fuzzed: tuple[tuple[str, str], ...] = ()
 
 
 SERVICES = (
@@ -80,9 +80,15 @@ SERVICES = (
     ServiceUnderTest("contacts", ContactsSettings, create_contacts_app),
     ServiceUnderTest("scoring", ScoringSettings, create_scoring_app),
     ServiceUnderTest("cases", CasesSettings, create_cases_app),
-    # Not fuzzed yet: schemathesis needed about 8 minutes on 2 cores to prepare its cases for
-    # the recursive segment rule schema, more than the whole suite may take.
-    ServiceUnderTest("campaigns", CampaignsSettings, create_campaigns_app, fuzzed=False),
+    ServiceUnderTest(
+        "campaigns",
+        CampaignsSettings,
+        create_campaigns_app,
+        # The two bodies holding a segment rule: for its recursive schema (all / any / not),
+        # schemathesis needed about 8 minutes on 2 cores to prepare its cases. The rule's
+        # validation is tested through these operations in tests/integration/campaigns.
+        not_fuzzed=(("PUT", "/v1/segments/{segment_id}"), ("POST", "/v1/segments/preview")),
+    ),
 )
 SERVICE_NAMES = [service.name for service in SERVICES]
 
