@@ -218,6 +218,8 @@ class Journeys:
             held = self.memberships.get(key)
             was = held is not None and held.member
             since = (held.since if held and was else as_of) if answer.member else None
+            if held is None and not answer.member and answer.changes_at is None:
+                continue  # no row, and none to write: the common answer for most segments
             new = Membership(segment.id, contact_id, answer.member, since, answer.changes_at)
             if held is None or (held.member, held.since, held.changes_at) != (
                 new.member,
