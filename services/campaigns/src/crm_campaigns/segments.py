@@ -13,7 +13,7 @@ Pure: no I/O, no clock; the caller passes `as_of`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, assert_never
@@ -273,25 +273,55 @@ class _Timeline:
     flips: tuple[datetime, ...] = ()
 
     def negated(self) -> _Timeline:
+        if not self.flips:
+            return _FALSE if self.now else _TRUE
         return _Timeline(not self.now, self.flips)
 
 
+# Most answers never flip by time alone: one object each (a batch evaluates every segment
+# for every contact it touched).
+_TRUE = _Timeline(True)
+_FALSE = _Timeline(False)
+
+
 def _timeline(rule: Rule, view: ContactView, as_of: datetime) -> _Timeline:
-    match rule:
-        case AllRule(rules=rules):
-            return _combine([_timeline(r, view, as_of) for r in rules], need=len(rules))
-        case AnyRule(rules=rules):
-            return _combine([_timeline(r, view, as_of) for r in rules], need=1)
-        case NotRule(rule=child):
-            return _timeline(child, view, as_of).negated()
-        case DidRule():
-            points = _matching(view, rule.kind, rule.channel)
-            return _activity(points, rule.at_least, timedelta(days=rule.within_days), as_of)
-        case DidNotRule():
-            points = _matching(view, rule.kind, rule.channel)
-            return _activity(points, 1, timedelta(days=rule.for_days), as_of).negated()
-        case _:
-            return _Timeline(_holds(rule, view))
+    # By the node's class, not `match`: a pattern tests each case in turn, and this runs for
+    # every node of every segment for every contact a batch touches.
+    timeline = _TIMELINES.get(type(rule))
+    if timeline is None:
+        return _TRUE if _holds(rule, view) else _FALSE  # type: ignore[arg-type]
+    return timeline(rule, view, as_of)
+
+
+def _all(rule: AllRule, view: ContactView, as_of: datetime) -> _Timeline:
+    return _combine([_timeline(r, view, as_of) for r in rule.rules], need=len(rule.rules))
+
+
+def _any(rule: AnyRule, view: ContactView, as_of: datetime) -> _Timeline:
+    return _combine([_timeline(r, view, as_of) for r in rule.rules], need=1)
+
+
+def _not(rule: NotRule, view: ContactView, as_of: datetime) -> _Timeline:
+    return _timeline(rule.rule, view, as_of).negated()
+
+
+def _did(rule: DidRule, view: ContactView, as_of: datetime) -> _Timeline:
+    points = _matching(view, rule.kind, rule.channel)
+    return _activity(points, rule.at_least, timedelta(days=rule.within_days), as_of)
+
+
+def _did_not(rule: DidNotRule, view: ContactView, as_of: datetime) -> _Timeline:
+    points = _matching(view, rule.kind, rule.channel)
+    return _activity(points, 1, timedelta(days=rule.for_days), as_of).negated()
+
+
+_TIMELINES: dict[type, Callable[[Any, ContactView, datetime], _Timeline]] = {
+    AllRule: _all,
+    AnyRule: _any,
+    NotRule: _not,
+    DidRule: _did,
+    DidNotRule: _did_not,
+}
 
 
 def _matching(view: ContactView, kind: str, channel: str | None) -> list[Touchpoint]:
@@ -304,6 +334,8 @@ def _activity(
 ) -> _Timeline:
     # A touchpoint counts from its moment until `window` later (at > t - window, at <= t);
     # touchpoints after as_of (a late evaluation) start counting at their moment.
+    if not points:
+        return _FALSE
     now = 0
     steps: dict[datetime, int] = defaultdict(int)
     for point in points:
@@ -319,6 +351,8 @@ def _activity(
 
 def _combine(lines: list[_Timeline], need: int) -> _Timeline:
     now = sum(line.now for line in lines)
+    if not any(line.flips for line in lines):
+        return _TRUE if now >= need else _FALSE
     steps: dict[datetime, int] = defaultdict(int)
     for line in lines:
         value = line.now
@@ -331,6 +365,8 @@ def _combine(lines: list[_Timeline], need: int) -> _Timeline:
 def _sweep(count: int, steps: dict[datetime, int], need: int) -> _Timeline:
     """The timeline of `count >= need` as `count` moves by `steps` (moment -> delta)."""
     now = current = count >= need
+    if not steps:
+        return _TRUE if now else _FALSE
     flips: list[datetime] = []
     for at in sorted(steps):
         count += steps[at]

@@ -7,9 +7,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel
 
+from crm_campaigns import segments
+from crm_campaigns.domain import Campaign, CampaignStatus
+from crm_campaigns.parsed import Parsed
 from crm_campaigns.settings import CampaignsSettings
 from crm_contracts import CloudEvent
 from crm_kit import publisher as kit_publisher
@@ -24,6 +28,16 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass
+class Definitions:
+    """The segment rules and campaigns this process has parsed, by version (`parsed`)."""
+
+    rules: Parsed[tuple[int, datetime], Any, segments.Rule] = field(default_factory=Parsed)
+    campaigns: Parsed[tuple[datetime, CampaignStatus], Any, Campaign] = field(
+        default_factory=Parsed
+    )
+
+
 @dataclass(frozen=True)
 class Context:
     """What the use cases need besides a connection: settings and the clock.
@@ -34,6 +48,7 @@ class Context:
 
     settings: CampaignsSettings
     clock: Callable[[], datetime] = field(default=wall_clock)
+    definitions: Definitions = field(default_factory=Definitions, compare=False)
 
     def consent_default(self, purpose: str) -> bool:
         """Whether a contact who said nothing on this purpose may be sent to for it."""

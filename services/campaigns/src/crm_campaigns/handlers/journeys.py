@@ -19,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
 from crm_campaigns import holdout, segments
+from crm_campaigns.definitions import CampaignDefinition
 from crm_campaigns.domain import (
     Campaign,
     CampaignStatus,
@@ -57,19 +59,42 @@ class _Touched:
     cause: CloudEvent | None
 
 
-async def load_segments(conn: asyncpg.Connection) -> list[Segment]:
-    return [
-        Segment(row.id, segments.parse_rule(row.rule), row.backfilling)
-        for row in await segment_rows.all_segments(conn)
-    ]
-
-
-async def load_campaigns(conn: asyncpg.Connection) -> dict[str, Campaign]:
-    """The campaigns contacts can be in: active, paused (their enrolments wait)."""
-    rows = await campaign_rows.campaigns(
-        conn, statuses=(CampaignStatus.ACTIVE, CampaignStatus.PAUSED)
+async def load_segments(conn: asyncpg.Connection, ctx: Context) -> list[Segment]:
+    """Every segment, read now; a rule is parsed again only when its version is new."""
+    cache = ctx.definitions.rules
+    known = cache.known()
+    rows = await segment_rows.segment_stamps(conn, {id: stamp for id, (stamp, _) in known.items()})
+    rules = cache.refresh(
+        known,
+        ((row.id, (row.version, row.updated_at), row.rule) for row in rows),
+        lambda _, rule: segments.parse_rule(rule),
     )
-    return {row.id: row.campaign for row in rows}
+    return [Segment(row.id, rules[row.id], row.backfilling) for row in rows]
+
+
+async def load_campaigns(conn: asyncpg.Connection, ctx: Context) -> dict[str, Campaign]:
+    """The campaigns contacts can be in: active, paused (their enrolments wait); read now, a
+    definition parsed again only when its version is new."""
+    cache = ctx.definitions.campaigns
+    known = cache.known()
+    rows = await campaign_rows.campaign_stamps(
+        conn,
+        statuses=(CampaignStatus.ACTIVE, CampaignStatus.PAUSED),
+        known={id: stamp for id, (stamp, _) in known.items()},
+    )
+    return cache.refresh(
+        known,
+        ((row.id, (row.updated_at, row.status), _sent(row.definition, row.status)) for row in rows),
+        lambda id, sent: CampaignDefinition.model_validate(sent[0]).to_campaign(
+            id=id, status=sent[1]
+        ),
+    )
+
+
+def _sent(
+    definition: dict[str, Any] | None, status: CampaignStatus
+) -> tuple[dict[str, Any], CampaignStatus] | None:
+    return (definition, status) if definition is not None else None
 
 
 class Journeys:
@@ -130,8 +155,8 @@ class Journeys:
         return cls(
             ctx,
             out,
-            segments=segments if segments is not None else await load_segments(conn),
-            campaigns=await load_campaigns(conn),
+            segments=segments if segments is not None else await load_segments(conn, ctx),
+            campaigns=await load_campaigns(conn, ctx),
             views=views,
             memberships=memberships,
             enrolments=enrolments,
@@ -193,6 +218,8 @@ class Journeys:
             held = self.memberships.get(key)
             was = held is not None and held.member
             since = (held.since if held and was else as_of) if answer.member else None
+            if held is None and not answer.member and answer.changes_at is None:
+                continue  # no row, and none to write: the common answer for most segments
             new = Membership(segment.id, contact_id, answer.member, since, answer.changes_at)
             if held is None or (held.member, held.since, held.changes_at) != (
                 new.member,

@@ -47,7 +47,7 @@ async def send_due(pool: asyncpg.Pool, *, ctx: Context) -> int:
         due = await enrolment_rows.due(conn, now=now, limit=ctx.settings.due_batch)
         if not due:
             return 0
-        rounds = _Round(ctx, now, await load_campaigns(conn), await send_rows.caps(conn))
+        rounds = _Round(ctx, now, await load_campaigns(conn, ctx), await send_rows.caps(conn))
         views = await view_rows.views(conn, {e.contact_id for e in due}, lock=False)
         pairs = rounds.capped_pairs(due)
         await send_rows.lock_capped(conn, pairs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -32,6 +33,17 @@ class CampaignRow:
     @property
     def campaign(self) -> Campaign:
         return self.definition.to_campaign(id=self.id, status=self.status)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStamp:
+    """A campaign's version as stored; `definition` (unparsed) only when the caller did not
+    know this version."""
+
+    id: str
+    status: CampaignStatus
+    updated_at: datetime
+    definition: dict[str, Any] | None
 
 
 def _row(row: asyncpg.Record) -> CampaignRow:
@@ -70,6 +82,36 @@ async def campaigns(
             [s.value for s in statuses],
         )
     return [_row(row) for row in rows]
+
+
+async def campaign_stamps(
+    conn: asyncpg.Connection,
+    *,
+    statuses: tuple[CampaignStatus, ...],
+    known: dict[str, tuple[datetime, CampaignStatus]],
+) -> list[CampaignStamp]:
+    """The campaigns of these statuses, by id, each with its definition unless `known` holds
+    this version (id -> (updated_at, status)); one statement, so one snapshot."""
+    rows = await conn.fetch(
+        "SELECT c.id, c.status, c.updated_at, CASE WHEN k.id IS NULL THEN c.definition END "
+        "AS definition FROM campaigns c "
+        "LEFT JOIN unnest($2::text[], $3::timestamptz[], $4::text[]) AS k(id, at, status) "
+        "ON k.id = c.id AND k.at = c.updated_at AND k.status = c.status "
+        "WHERE c.status = ANY($1::text[]) ORDER BY c.id",
+        [s.value for s in statuses],
+        list(known),
+        [at for at, _ in known.values()],
+        [status.value for _, status in known.values()],
+    )
+    return [
+        CampaignStamp(
+            id=row["id"],
+            status=CampaignStatus(row["status"]),
+            updated_at=row["updated_at"],
+            definition=row["definition"],
+        )
+        for row in rows
+    ]
 
 
 async def insert_campaign(

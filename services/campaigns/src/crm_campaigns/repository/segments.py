@@ -46,6 +46,17 @@ class Membership:
         return self.member or self.changes_at is not None
 
 
+@dataclass(frozen=True, slots=True)
+class SegmentStamp:
+    """A segment's version as stored; `rule` only when the caller did not know this version."""
+
+    id: str
+    version: int
+    updated_at: datetime
+    backfilling: bool
+    rule: dict[str, Any] | None
+
+
 def _segment(row: asyncpg.Record) -> SegmentRow:
     return SegmentRow(**{name: row[name] for name in SegmentRow.__slots__})
 
@@ -53,6 +64,23 @@ def _segment(row: asyncpg.Record) -> SegmentRow:
 async def all_segments(conn: asyncpg.Connection) -> list[SegmentRow]:
     rows = await conn.fetch(f"SELECT {_SEGMENT} FROM segments ORDER BY id")
     return [_segment(row) for row in rows]
+
+
+async def segment_stamps(
+    conn: asyncpg.Connection, known: dict[str, tuple[int, datetime]]
+) -> list[SegmentStamp]:
+    """Every segment's version, by id, with its rule unless `known` holds that version
+    (id -> (version, updated_at)); one statement, so one snapshot."""
+    rows = await conn.fetch(
+        "SELECT s.id, s.version, s.updated_at, s.backfilling, "
+        "CASE WHEN k.id IS NULL THEN s.rule END AS rule FROM segments s "
+        "LEFT JOIN unnest($1::text[], $2::integer[], $3::timestamptz[]) AS k(id, version, at) "
+        "ON k.id = s.id AND k.version = s.version AND k.at = s.updated_at ORDER BY s.id",
+        list(known),
+        [version for version, _ in known.values()],
+        [at for _, at in known.values()],
+    )
+    return [SegmentStamp(**{name: row[name] for name in SegmentStamp.__slots__}) for row in rows]
 
 
 async def segment(

@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 
 from crm_campaigns.domain import ConsentState, ContactView, Touchpoint
-from crm_kit.rows import records
 
 _COLUMNS = (
     "contact_id, stage, value_tier, churn_band, churn_risk, engagement, clv, consents, traits, "
@@ -89,7 +88,7 @@ async def save_views(conn: asyncpg.Connection, changed: Sequence[ContactView]) -
         "clv = EXCLUDED.clv, consents = EXCLUDED.consents, traits = EXCLUDED.traits, "
         "open_cases = EXCLUDED.open_cases, activity = EXCLUDED.activity, "
         "closed_cases = EXCLUDED.closed_cases, updated_at = clock_timestamp()",
-        records(_row(v) for v in changed),
+        [_row(v) for v in changed],  # JSON-ready already
     )
 
 
