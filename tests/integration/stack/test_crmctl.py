@@ -24,7 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from crm_contracts import CloudEvent, KafkaRecord, dead_letter_topic, encode_binary, topic_specs
 from crm_kit.auth import verify_token
 from crm_kit.settings import ServiceSettings
-from crm_stack.ports import free_port
+from crm_stack.ports import free_port, port_is_free
 from tests.support.events import interaction
 from tests.support.kafka import produce
 from tests.support.servers import Servers
@@ -193,6 +193,49 @@ def test_up_detach_creates_every_topic_then_status_and_down_stop_everything(work
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
     after = _crmctl(env, "status", "--json")
     assert {c["state"] for c in json.loads(after.stdout)} == {"down"}
+
+
+def test_up_with_services_starts_only_those_and_still_creates_every_topic(
+    workdir: Path,
+) -> None:
+    env = _env(workdir)
+    up = _crmctl(env, "up", "--detach", "--services", "scoring,contacts")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = _crmctl(env, "status", "--json")
+        assert status.returncode == 0, status.stdout
+        components = {c["name"]: c for c in json.loads(status.stdout)}
+        assert list(components) == ["postgres", "broker", "contacts", "scoring", "supervisor"]
+        assert {c["state"] for c in components.values()} == {"up"}
+        for name in ("INGEST", "CASES", "CAMPAIGNS"):
+            assert port_is_free("127.0.0.1", int(env[f"CRM_STACK_{name}_PORT"])), name
+        topics_made = asyncio.run(_partitions(components["broker"]["address"]))
+        assert {spec.name for spec in topic_specs()} <= set(topics_made)
+        refused = _crmctl(env, "restart", "cases")
+        assert refused.returncode == 2
+        assert "does not run cases (it runs contacts, scoring)" in refused.stderr
+        pids = [c["pid"] for c in components.values() if c["pid"]]
+    finally:
+        down = _crmctl(env, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "contacts" in down.stdout and "scoring" in down.stdout
+    assert _alive(pids) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "setting"),
+    [(["--services", "contacts,scorer"], {}), ([], {"CRM_STACK_SERVICES": "contacts,scorer"})],
+)
+def test_an_unknown_service_is_refused_on_one_line_naming_the_known_ones(
+    workdir: Path, args: list[str], setting: dict[str, str]
+) -> None:
+    result = _crmctl(_env(workdir, **setting), "up", "--detach", *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "'scorer'" in result.stderr
+    assert "ingest, contacts, cases, campaigns, scoring" in result.stderr
+    assert ("--services" if args else "CRM_STACK_SERVICES") in result.stderr
+    assert not (workdir / "state").exists()
 
 
 def test_postgres_keeps_its_data_across_a_restart(workdir: Path) -> None:
