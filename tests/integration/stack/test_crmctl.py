@@ -323,6 +323,7 @@ def test_a_missing_broker_binary_is_reported_with_what_to_do(workdir: Path) -> N
     assert result.returncode == 2
     assert "tansu" in result.stderr.lower()
     assert "Traceback" not in result.stderr
+    assert not (workdir / "state" / "postgres").exists()  # said before PostgreSQL started
 
 
 def test_with_external_servers_it_starts_none_and_creates_the_topics(

@@ -27,7 +27,7 @@ from typing import Any
 from crm_contracts import topic_specs
 from crm_kit.db import ensure_database, with_database
 from crm_kit.kafka import ensure_topics, wait_for_broker
-from crm_stack.broker import EmbeddedBroker
+from crm_stack.broker import EmbeddedBroker, broker_binary
 from crm_stack.drain import DrainResult, describe_backlog, drain
 from crm_stack.errors import StackError
 from crm_stack.ports import port_is_free
@@ -186,6 +186,8 @@ class Stack:
             )
         services = self.selected_services()
         self._check_ports(services)
+        if self.settings.kafka_bootstrap_servers is None:
+            broker_binary()  # a missing one is said before PostgreSQL is started for nothing
         return services
 
     def selected_services(self) -> list[ServiceDef]:
