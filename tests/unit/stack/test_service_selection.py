@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from crm_stack import stack as stack_module
 from crm_stack.cli import main
 from crm_stack.errors import StackError
 from crm_stack.services import KNOWN_SERVICES, parse_service_names
@@ -101,3 +102,13 @@ def test_a_stack_file_of_an_earlier_crmctl_shows_the_services_it_has() -> None:
         json.dumps({k: v for k, v in state.__dict__.items() if k != "selection"})
     )
     assert [c.name for c in stack.status() if c.kind == "service"] == ["ingest"]
+
+
+def test_all_is_every_installed_service_and_a_name_not_installed_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    without_campaigns = [s for s in KNOWN_SERVICES if s.name != "campaigns"]
+    monkeypatch.setattr(stack_module, "installed_services", lambda: without_campaigns)
+    assert Stack(StackSettings()).selected_services() == without_campaigns
+    with pytest.raises(StackError, match="campaigns not installed in this environment"):
+        Stack(StackSettings(services="contacts,campaigns")).selected_services()

@@ -42,7 +42,7 @@ from crm_stack.processes import (
     terminate_all,
     wait_gone,
 )
-from crm_stack.services import ServiceDef, get_service, installed_services
+from crm_stack.services import KNOWN_SERVICES, ServiceDef, get_service, installed_services
 from crm_stack.settings import StackSettings
 
 Progress = Callable[[str], None]
@@ -191,8 +191,11 @@ class Stack:
         return services
 
     def selected_services(self) -> list[ServiceDef]:
-        """The services `up` starts (CRM_STACK_SERVICES); StackError if one is not installed."""
+        """The services `up` starts: every installed one by default, else those named in
+        CRM_STACK_SERVICES (StackError if one of those is not installed)."""
         installed = {s.name: s for s in installed_services()}
+        if set(self.settings.services) == {s.name for s in KNOWN_SERVICES}:
+            return list(installed.values())
         missing = [name for name in self.settings.services if name not in installed]
         if missing:
             raise StackError(
