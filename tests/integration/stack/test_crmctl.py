@@ -24,7 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from crm_contracts import CloudEvent, KafkaRecord, dead_letter_topic, encode_binary, topic_specs
 from crm_kit.auth import verify_token
 from crm_kit.settings import ServiceSettings
-from crm_stack.ports import free_port
+from crm_stack.ports import free_port, port_is_free
 from tests.support.events import interaction
 from tests.support.kafka import produce
 from tests.support.servers import Servers
@@ -195,10 +195,53 @@ def test_up_detach_creates_every_topic_then_status_and_down_stop_everything(work
     assert {c["state"] for c in json.loads(after.stdout)} == {"down"}
 
 
+def test_up_with_services_starts_only_those_and_still_creates_every_topic(
+    workdir: Path,
+) -> None:
+    env = _env(workdir)
+    up = _crmctl(env, "up", "--detach", "--services", "scoring,contacts")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = _crmctl(env, "status", "--json")
+        assert status.returncode == 0, status.stdout
+        components = {c["name"]: c for c in json.loads(status.stdout)}
+        assert list(components) == ["postgres", "broker", "contacts", "scoring", "supervisor"]
+        assert {c["state"] for c in components.values()} == {"up"}
+        for name in ("INGEST", "CASES", "CAMPAIGNS"):
+            assert port_is_free("127.0.0.1", int(env[f"CRM_STACK_{name}_PORT"])), name
+        topics_made = asyncio.run(_partitions(components["broker"]["address"]))
+        assert {spec.name for spec in topic_specs()} <= set(topics_made)
+        refused = _crmctl(env, "restart", "cases")
+        assert refused.returncode == 2
+        assert "does not run cases (it runs contacts, scoring)" in refused.stderr
+        pids = [c["pid"] for c in components.values() if c["pid"]]
+    finally:
+        down = _crmctl(env, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "contacts" in down.stdout and "scoring" in down.stdout
+    assert _alive(pids) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "setting"),
+    [(["--services", "contacts,scorer"], {}), ([], {"CRM_STACK_SERVICES": "contacts,scorer"})],
+)
+def test_an_unknown_service_is_refused_on_one_line_naming_the_known_ones(
+    workdir: Path, args: list[str], setting: dict[str, str]
+) -> None:
+    result = _crmctl(_env(workdir, **setting), "up", "--detach", *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "'scorer'" in result.stderr
+    assert "ingest, contacts, cases, campaigns, scoring" in result.stderr
+    assert ("--services" if args else "CRM_STACK_SERVICES") in result.stderr
+    assert not (workdir / "state").exists()
+
+
 def test_postgres_keeps_its_data_across_a_restart(workdir: Path) -> None:
     import asyncpg
 
-    env = _env(workdir)
+    env = _env(workdir, CRM_STACK_SERVICES="none")  # PostgreSQL is what is looked at
     dsn = f"postgresql://postgres@127.0.0.1:{env['CRM_STACK_POSTGRES_PORT']}/postgres"
 
     async def write() -> None:
@@ -226,7 +269,11 @@ def test_postgres_keeps_its_data_across_a_restart(workdir: Path) -> None:
 def test_up_in_the_foreground_stops_everything_on_ctrl_c(workdir: Path) -> None:
     env = _env(workdir)
     proc = subprocess.Popen(
-        [*CRMCTL, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*CRMCTL, "up", "--services", "ingest,contacts"],  # the edge and a consumer
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     lines = []
@@ -237,6 +284,7 @@ def test_up_in_the_foreground_stops_everything_on_ctrl_c(workdir: Path) -> None:
     status = json.loads(_crmctl(env, "status", "--json").stdout)
     pids = [c["pid"] for c in status if c["pid"]]
     assert {c["state"] for c in status if c["kind"] != "service"} == {"up"}, "".join(lines)
+    assert [c["name"] for c in status if c["kind"] == "service"] == ["ingest", "contacts"]
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0
@@ -275,6 +323,7 @@ def test_a_missing_broker_binary_is_reported_with_what_to_do(workdir: Path) -> N
     assert result.returncode == 2
     assert "tansu" in result.stderr.lower()
     assert "Traceback" not in result.stderr
+    assert not (workdir / "state" / "postgres").exists()  # said before PostgreSQL started
 
 
 def test_with_external_servers_it_starts_none_and_creates_the_topics(
@@ -285,6 +334,7 @@ def test_with_external_servers_it_starts_none_and_creates_the_topics(
         KAFKA_BOOTSTRAP_SERVERS=servers.bootstrap,
         CRM_DATABASE_URL=servers.admin_dsn,
         CRM_STACK_TOPIC_PARTITIONS="2",
+        CRM_STACK_SERVICES="contacts",  # one service shows they are given those servers
     )
     up = _crmctl(env, "up", "--detach")
     try:
@@ -293,6 +343,7 @@ def test_with_external_servers_it_starts_none_and_creates_the_topics(
         assert status["broker"]["state"] == "external"
         assert status["postgres"]["state"] == "external"
         assert status["broker"]["pid"] is None
+        assert status["contacts"]["state"] == "up"
         partitions = asyncio.run(_partitions(servers.bootstrap))
         assert partitions[topic_specs()[0].name] >= 1
     finally:
@@ -325,25 +376,25 @@ def test_token_refuses_a_malformed_scope_without_a_traceback(workdir: Path, scop
 def test_up_restarts_a_killed_service_and_down_from_another_terminal_stops_everything(
     workdir: Path,
 ) -> None:
-    env = _env(workdir)
+    env = _env(workdir, CRM_STACK_SERVICES="contacts")
     up = _Foreground(env)
     try:
         up.wait_ready()
         before = _status(env)
-        os.kill(before["scoring"]["pid"], signal.SIGKILL)
+        os.kill(before["contacts"]["pid"], signal.SIGKILL)
 
-        def restarted(name: str) -> dict[str, dict[str, Any]] | None:
+        def restarted(since: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
             now = _status(env)
-            back = now[name]["state"] == "up" and now[name]["pid"] != before[name]["pid"]
-            return now if back else None
+            back = now["contacts"]["state"] == "up"
+            return now if back and now["contacts"]["pid"] != since["contacts"]["pid"] else None
 
-        after = _poll(lambda: restarted("scoring"))
-        assert after["scoring"]["restarts"] == 1
+        killed = _poll(lambda: restarted(before))
+        assert killed["contacts"]["restarts"] == 1
         restart = _crmctl(env, "restart", "contacts")
         assert restart.returncode == 0, restart.stdout + restart.stderr
-        after = restarted("contacts")
+        after = restarted(killed)
         assert after is not None, after
-        assert after["contacts"]["restarts"] == 1
+        assert after["contacts"]["restarts"] == 2
         pids = [c["pid"] for c in after.values() if c["pid"]]
         assert up.proc.pid in pids  # the supervisor is the foreground `up`
 
@@ -353,7 +404,7 @@ def test_up_restarts_a_killed_service_and_down_from_another_terminal_stops_every
     finally:
         code = up.finish()
     assert code == 0, up.output
-    assert "scoring exited (killed by SIGKILL)" in up.output
+    assert "contacts exited (killed by SIGKILL)" in up.output
     assert "stopped by `crmctl down`" in up.output
     assert _alive(pids) == []
     assert {c["state"] for c in _status(env).values()} == {"down"}
@@ -362,7 +413,8 @@ def test_up_restarts_a_killed_service_and_down_from_another_terminal_stops_every
 @pytest.mark.timeout(600)  # two starts of the stack and a drain
 def test_down_drains_what_was_published_while_the_services_were_busy(workdir: Path) -> None:
     # Batches smaller than the backlog: stopping contacts at once would strand most of it.
-    env = _env(workdir, CRM_CONTACTS_KAFKA_MAX_POLL_RECORDS="20")
+    # contacts alone: the events go straight to the broker, and its timeline is looked at.
+    env = _env(workdir, CRM_CONTACTS_KAFKA_MAX_POLL_RECORDS="20", CRM_STACK_SERVICES="contacts")
     contacts_db = f"postgresql://postgres@127.0.0.1:{env['CRM_STACK_POSTGRES_PORT']}/crm_contacts"
     events = [interaction(identity={"external_ids": {"webshop": f"c-{n}"}}) for n in range(200)]
     try:
@@ -378,7 +430,8 @@ def test_down_drains_what_was_published_while_the_services_were_busy(workdir: Pa
         down = _crmctl(env, "down", "--timeout", "240", timeout=400)
         assert down.returncode == 0, down.stdout + down.stderr
         assert "drained in" in down.stdout, down.stdout
-        assert _crmctl(env, "up", "--detach").returncode == 0
+        # PostgreSQL alone again: what the timeline kept across the stop.
+        assert _crmctl({**env, "CRM_STACK_SERVICES": "none"}, "up", "--detach").returncode == 0
         assert asyncio.run(_on_timeline(contacts_db, [e.id for e in events])) == len(events)
     finally:
         _crmctl(env, "down", "--now")

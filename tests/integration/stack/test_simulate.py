@@ -38,7 +38,11 @@ def _crmctl(
 
 @pytest.fixture
 def stack() -> Iterator[dict[str, str]]:
-    """A whole back end of its own (`crmctl up --detach`), stopped afterwards."""
+    """A back end of its own (`crmctl up --detach`), stopped afterwards.
+
+    ingest and contacts only: the events come in through them, and are looked for
+    resolved on crm.interactions.v1 and in contacts.
+    """
     env = {
         k: v
         for k, v in os.environ.items()
@@ -49,6 +53,7 @@ def stack() -> Iterator[dict[str, str]]:
     workdir = tempfile.TemporaryDirectory(prefix="crm-test-simulate-")
     env["CRM_STACK_STATE_DIR"] = str(Path(workdir.name) / "state")
     env["CRM_STACK_TOPIC_PARTITIONS"] = "3"
+    env["CRM_STACK_SERVICES"] = "ingest,contacts"
     for name in ("BROKER", "POSTGRES", "INGEST", "CONTACTS", "CASES", "CAMPAIGNS", "SCORING"):
         env[f"CRM_STACK_{name}_PORT"] = str(free_port())
     up = _crmctl(env, "up", "--detach", timeout=180)

@@ -1,6 +1,7 @@
 """crmctl: run the CRM back end on one machine.
 
-crmctl up [--detach]        start Postgres, the broker, topics, databases, services; supervise
+crmctl up [--detach] [--services contacts,scoring]
+                            start Postgres, the broker, topics, databases, services; supervise
 crmctl status [--json]      each process: up/down, address, pid, restarts
 crmctl restart SERVICE      restart one service gracefully (the supervisor starts it again)
 crmctl down [--timeout S]   stop the edge, drain, stop the rest (--now: do not wait)
@@ -22,6 +23,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
+
+from pydantic import AliasChoices, ValidationError
 
 from crm_kit.deadletters import ReplayResult
 from crm_stack.errors import StackError
@@ -99,9 +102,9 @@ def _up_detached(stack: Stack) -> int:
     log = stack.supervisor_log
     log.parent.mkdir(parents=True, exist_ok=True)
     follower = _LogFollower(log)
-    proc, ref = spawn(
-        [current_python(), "-m", "crm_stack", "supervise"], log_path=log, env=os.environ
-    )
+    # The supervisor reads its settings from the environment: `--services` goes with them.
+    env = {**os.environ, "CRM_STACK_SERVICES": ",".join(stack.settings.services) or "none"}
+    proc, ref = spawn([current_python(), "-m", "crm_stack", "supervise"], log_path=log, env=env)
     deadline = time.monotonic() + stack.settings.ready_timeout + 120
     try:
         while True:
@@ -314,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--detach", action="store_true", help="supervise in the background, return once ready"
     )
+    up.add_argument(
+        "--services",
+        metavar="NAMES",
+        help="start only these services, comma-separated (CRM_STACK_SERVICES; default all; "
+        "`none`: PostgreSQL and the broker only); every topic is created all the same",
+    )
     up.set_defaults(run=cmd_up)
     sub.add_parser(
         "supervise", help="the background supervisor (`up --detach` starts it)"
@@ -378,12 +387,37 @@ def _positive(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    given = {"services": args.services} if getattr(args, "services", None) is not None else {}
     try:
-        settings = StackSettings()
+        settings = StackSettings(**given)
+    except ValidationError as exc:
+        _say(f"error: {_settings_problem(exc, given=set(given))}", file=sys.stderr)
+        return 2
+    try:
         return int(args.run(Stack(settings), args))
     except StackError as exc:
         _say(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _settings_problem(error: ValidationError, *, given: set[str]) -> str:
+    """What is wrong with the settings, on one line, naming the variable or option."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        message = str(item["msg"]).removeprefix("Value error, ")
+        name = str(item["loc"][0]) if item["loc"] else ""
+        problems.append(f"{_setting_name(name, given=given)}: {message}" if name else message)
+    return "; ".join(problems)
+
+
+def _setting_name(name: str, *, given: set[str]) -> str:
+    if name in given:
+        return f"--{name.replace('_', '-')}"
+    field = StackSettings.model_fields.get(name)
+    alias = field.validation_alias if field else None
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return f"CRM_STACK_{name.upper()}"
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from crm_contracts import topics
@@ -76,6 +76,37 @@ KNOWN_SERVICES = (
         },
     ),
 )
+
+
+ALL = "all"
+NONE = "none"
+
+
+def service_names(names: Iterable[str]) -> tuple[str, ...]:
+    """The known services among `names`, in start order; ValueError naming the known ones.
+
+    `all` stands for every service, `none` for no service (PostgreSQL and the broker only).
+    """
+    wanted = {name.strip().lower() for name in names if name.strip()}
+    known = [s.name for s in KNOWN_SERVICES]
+    if wanted & {ALL, NONE} and len(wanted) > 1:
+        raise ValueError(f"`{ALL}` and `{NONE}` stand alone, not with service names")
+    if not wanted or wanted == {ALL}:
+        return tuple(known)
+    if wanted == {NONE}:
+        return ()
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise ValueError(
+            f"no service {', '.join(map(repr, unknown))}: the known ones are "
+            f"{', '.join(known)} (or `{ALL}`, `{NONE}`)"
+        )
+    return tuple(name for name in known if name in wanted)
+
+
+def parse_service_names(text: str) -> tuple[str, ...]:
+    """`contacts, scoring` (comma-separated), `all` or `none`: see `service_names`."""
+    return service_names(text.split(","))
 
 
 def installed_services() -> list[ServiceDef]:

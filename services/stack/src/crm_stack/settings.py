@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from crm_contracts.topics import DEFAULT_PARTITIONS
 from crm_kit.settings import DEVELOPMENT_JWT_SECRET
+from crm_stack.services import KNOWN_SERVICES, parse_service_names, service_names
 
 EMBEDDED_PARTITIONS = 3
 
@@ -22,6 +25,12 @@ class StackSettings(BaseSettings):
 
     state_dir: Path = Field(
         Path(".state"), description="Postgres data, logs and the stack state file."
+    )
+    services: Annotated[tuple[str, ...], NoDecode] = Field(
+        tuple(s.name for s in KNOWN_SERVICES),
+        description="The services `up` starts, comma-separated (e.g. `contacts,scoring`); "
+        "`all` (the default) or `none` (PostgreSQL and the broker only). Every topic is "
+        "created whichever run; `status`, `restart`, `down` deal with those started.",
     )
     host: str = Field("127.0.0.1", description="Address every embedded server listens on.")
     broker_port: int = Field(9092, description="Port of the embedded Kafka-compatible broker.")
@@ -63,6 +72,16 @@ class StackSettings(BaseSettings):
     environment: str = Field(
         "development", validation_alias=AliasChoices("CRM_ENVIRONMENT", "CRM_STACK_ENVIRONMENT")
     )
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _known_services(cls, value: object) -> tuple[str, ...]:
+        if isinstance(value, str):
+            return parse_service_names(value)
+        if isinstance(value, Iterable):  # given in code: an empty one is no service
+            names = [str(name) for name in value]
+            return service_names(names) if names else ()
+        raise ValueError("a comma-separated list of service names")
 
     @property
     def partitions(self) -> int:

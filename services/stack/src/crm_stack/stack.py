@@ -27,7 +27,7 @@ from typing import Any
 from crm_contracts import topic_specs
 from crm_kit.db import ensure_database, with_database
 from crm_kit.kafka import ensure_topics, wait_for_broker
-from crm_stack.broker import EmbeddedBroker
+from crm_stack.broker import EmbeddedBroker, broker_binary
 from crm_stack.drain import DrainResult, describe_backlog, drain
 from crm_stack.errors import StackError
 from crm_stack.ports import port_is_free
@@ -42,7 +42,7 @@ from crm_stack.processes import (
     terminate_all,
     wait_gone,
 )
-from crm_stack.services import ServiceDef, get_service, installed_services
+from crm_stack.services import KNOWN_SERVICES, ServiceDef, get_service, installed_services
 from crm_stack.settings import StackSettings
 
 Progress = Callable[[str], None]
@@ -79,6 +79,9 @@ class StackState:
 
     postgres: dict[str, Any] = field(default_factory=dict)
     broker: dict[str, Any] = field(default_factory=dict)
+    # The services this stack runs (CRM_STACK_SERVICES), in start order; the others are
+    # neither started, nor shown, nor waited for.
+    selection: list[str] = field(default_factory=list)
     # name -> {"process", "restarts", "last_exit", "restart_at" (epoch s or None)}
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     # {"process", "state": starting | running | standing-down, "mode": foreground | background}
@@ -91,6 +94,7 @@ class Started:
     """The processes a start left running, as the supervisor holds them."""
 
     state: StackState
+    services: list[ServiceDef]
     children: dict[str, subprocess.Popen[bytes]]  # "broker" and each service
 
 
@@ -180,17 +184,34 @@ class Stack:
                 f"the stack in {self.state_dir} is already running: see `crmctl status`, "
                 "stop it with `crmctl down`"
             )
-        services = installed_services()
+        services = self.selected_services()
         self._check_ports(services)
+        if self.settings.kafka_bootstrap_servers is None:
+            broker_binary()  # a missing one is said before PostgreSQL is started for nothing
         return services
 
+    def selected_services(self) -> list[ServiceDef]:
+        """The services `up` starts: every installed one by default, else those named in
+        CRM_STACK_SERVICES (StackError if one of those is not installed)."""
+        installed = {s.name: s for s in installed_services()}
+        if set(self.settings.services) == {s.name for s in KNOWN_SERVICES}:
+            return list(installed.values())
+        missing = [name for name in self.settings.services if name not in installed]
+        if missing:
+            raise StackError(
+                f"{', '.join(missing)} not installed in this environment (installed: "
+                f"{', '.join(installed) or 'none'}); `make install`, or leave "
+                f"{' and '.join(missing)} out of CRM_STACK_SERVICES"
+            )
+        return [installed[name] for name in self.settings.services]
+
     def start(self, *, mode: str, on_progress: Progress = print) -> Started:
-        """Start Postgres, the broker, the topics, the databases and every installed service.
+        """Start Postgres, the broker, every topic, and the services selected with their databases.
 
         Called by the supervisor, which then owns the returned processes.
         """
         services = self.check_can_start()
-        state = StackState(started_at=time.time())
+        state = StackState(started_at=time.time(), selection=[s.name for s in services])
         state.supervisor = {
             "process": ProcessRef.of(os.getpid()).to_json(),
             "state": "starting",
@@ -217,6 +238,7 @@ class Stack:
                 state.broker = {"embedded": False}
             self.save_state(state)
             asyncio.run(self._prepare(services, on_progress))
+            on_progress(self._selection_line(services))
             for service in services:
                 children[service.name], ref = self.start_service(service)
                 state.services[service.name] = {"process": ref.to_json(), "restarts": 0}
@@ -225,7 +247,18 @@ class Stack:
         except BaseException:
             self.down(own=True, drain=DrainMode.SKIP, on_progress=lambda _: None)
             raise
-        return Started(state, children)
+        return Started(state, services, children)
+
+    def _selection_line(self, services: list[ServiceDef]) -> str:
+        left_out = [s.name for s in installed_services() if s not in services]
+        if not left_out:
+            return f"starting {', '.join(s.name for s in services)}"
+        if not services:
+            return "starting no service (CRM_STACK_SERVICES=none): PostgreSQL and the broker only"
+        return (
+            f"starting {', '.join(s.name for s in services)} "
+            f"(not {', '.join(left_out)}: CRM_STACK_SERVICES)"
+        )
 
     def _check_ports(self, services: list[ServiceDef]) -> None:
         wanted: list[tuple[str, int]] = []
@@ -464,6 +497,12 @@ class Stack:
         except KeyError as exc:
             raise StackError(str(exc.args[0])) from exc
         state = self.load_state()
+        if state is not None and name not in self.names_shown(state):
+            raise StackError(
+                f"this stack does not run {name} (it runs "
+                f"{', '.join(self.names_shown(state)) or 'no service'}); to run it too: "
+                "`crmctl down`, then `crmctl up` with CRM_STACK_SERVICES naming it"
+            )
         if state is None or name not in state.services:
             raise StackError(f"{name} is not running from {self.state_dir}: `crmctl up` first")
         supervisor = self.supervisor_ref(state)
@@ -493,12 +532,21 @@ class Stack:
     # -- status ----------------------------------------------------------------------------
     def status(self) -> list[Component]:
         """Each part of the stack: up, down or external, with address, PID and restarts."""
-        state = self.load_state() or StackState()
+        state = self.load_state()
+        names = self.names_shown(state)
+        state = state or StackState()
         out = [self._postgres_status(state), self._broker_status(state)]
         for service in installed_services():
-            out.append(self._service_status(service, state.services.get(service.name, {})))
+            if service.name in names:
+                out.append(self._service_status(service, state.services.get(service.name, {})))
         out.append(self._supervisor_status(state))
         return out
+
+    def names_shown(self, state: StackState | None) -> list[str]:
+        """The services of the stack that runs (or last ran) here, else those `up` would start."""
+        if state is None:
+            return list(self.settings.services)
+        return state.selection or list(state.services)
 
     def _postgres_status(self, state: StackState) -> Component:
         pg = Component(

@@ -29,7 +29,7 @@ from typing import Any
 import psutil
 
 from crm_stack.processes import ProcessRef, terminate
-from crm_stack.services import ServiceDef, installed_services
+from crm_stack.services import ServiceDef
 from crm_stack.stack import STAND_DOWN, Progress, Stack, StackState
 
 BACKOFF_FIRST = 1.0
@@ -59,7 +59,7 @@ class Supervisor:
         self.mode = mode
         self.on_event = on_event
         self.drain_timeout = drain_timeout
-        self.services: dict[str, ServiceDef] = {s.name: s for s in installed_services()}
+        self.services: dict[str, ServiceDef] = {}  # those started (CRM_STACK_SERVICES)
         self.state = StackState()
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._started: dict[str, float] = {}  # monotonic time each service was last started
@@ -74,6 +74,7 @@ class Supervisor:
         began = time.monotonic()
         started = self.stack.start(mode=self.mode, on_progress=self.on_event)
         self.state, self.children = started.state, started.children
+        self.services = {s.name: s for s in started.services}
         now = time.monotonic()
         self._started = {name: now for name in self.state.services}
         self.on_event(f"all ready in {now - began:.1f}s")
