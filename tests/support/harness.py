@@ -30,6 +30,14 @@ from tests.support.services import running_app
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 S = TypeVar("S", bound=ServiceSettings)
 
+# Consumer group timings for tests: the embedded broker answers a join after half the
+# session timeout (1 s, not the default 3 s), and a member that died without leaving is
+# dropped after 2 s. Heartbeats go well within it.
+QUICK_GROUPS: dict[str, Any] = {
+    "kafka_session_timeout_ms": 2000,
+    "kafka_heartbeat_interval_ms": 300,
+}
+
 
 @dataclass
 class TestClock:
