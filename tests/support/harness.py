@@ -75,6 +75,7 @@ class ServiceClient(Generic[S]):
     clock: TestClock
     scopes: tuple[str, ...] = ()
     apps: list[Any] = field(default_factory=list)
+    app: Any = None  # the FastAPI app served (its runtime: `app.state.runtime`)
 
     @property
     def bootstrap(self) -> str:
@@ -153,11 +154,14 @@ class Replicas(Generic[S, C]):
 
     async def start(self, **overrides: Any) -> C:
         settings = self.make_settings(**overrides)
-        app_context = running_app(self.create_app(settings, clock=self.clock))
+        app = self.create_app(settings, clock=self.clock)
+        app_context = running_app(app)
         base_url = await app_context.__aenter__()
         http = httpx.AsyncClient(base_url=base_url, timeout=10)
         self.stack.append((app_context, http))
-        return self.client(settings=settings, http=http, clock=self.clock, apps=[app_context])
+        return self.client(
+            settings=settings, http=http, clock=self.clock, apps=[app_context], app=app
+        )
 
     async def stop(self, service: ServiceClient[Any]) -> None:
         for pair in list(self.stack):
