@@ -9,8 +9,10 @@ a client of the running service, and replicas of it (apps in this process) on on
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -19,11 +21,14 @@ import asyncpg
 import httpx
 from aiokafka.structs import ConsumerRecord
 
-from crm_contracts import CloudEvent, decode_record, encode_binary
+from crm_contracts import CloudEvent, TopicSpec, dead_letter_topic, decode_record, encode_binary
 from crm_kit.auth import issue_token
 from crm_kit.db import connect
+from crm_kit.kafka import delete_topics, ensure_topics
 from crm_kit.settings import ServiceSettings
+from tests.conftest import unique
 from tests.support.kafka import eventually, produce, read_until
+from tests.support.servers import Servers
 from tests.support.services import running_app
 
 # A Monday morning, UTC.
@@ -37,6 +42,56 @@ QUICK_GROUPS: dict[str, Any] = {
     "kafka_session_timeout_ms": 2000,
     "kafka_heartbeat_interval_ms": 300,
 }
+
+
+@contextlib.asynccontextmanager
+async def unique_topics(
+    servers: Servers, fields: Sequence[str], *, partitions: int
+) -> AsyncIterator[dict[str, str]]:
+    """A unique topic (and its dead-letter topic) per settings field (`interactions_topic`...),
+    created in one request and deleted afterwards; {field: topic name}."""
+    names = {name: unique(name.removesuffix("_topic")) for name in fields}
+    specs = [
+        TopicSpec(n, "test", partitions, "delete", (), "test topic")
+        for name in names.values()
+        for n in (name, dead_letter_topic(name))
+    ]
+    await ensure_topics(servers.bootstrap, specs)
+    try:
+        yield names
+    finally:
+        await delete_topics(servers.bootstrap, [spec.name for spec in specs])
+
+
+def settings_factory(
+    settings: Callable[..., S],
+    servers: Servers,
+    database: str,
+    topic_names: dict[str, str],
+    **defaults: Any,
+) -> Callable[..., S]:
+    """Settings of one service's processes on a test's database and topics, in consumer
+    groups of their own; `defaults` are the service's test settings, a call's keywords
+    override any of them."""
+    suffix = f"-{uuid.uuid4().hex[:8]}"
+
+    def make(**overrides: Any) -> S:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "database_url": database,
+            "kafka_bootstrap_servers": servers.bootstrap,
+            "kafka_enable_idempotence": servers.idempotent_producers,
+            "consumer_retry_backoff_ms": 10,
+            "consumer_max_retries": 4,
+            "consumer_group_suffix": suffix,
+            **QUICK_GROUPS,
+            **defaults,
+            **topic_names,
+        }
+        values.update(overrides)
+        return settings(**values)
+
+    return make
 
 
 @dataclass
