@@ -34,9 +34,10 @@ from crm_kit.kafka import delete_topics, ensure_topics
 from crm_scoring.app import create_app as create_scoring_app
 from crm_scoring.settings import ScoringSettings
 from tests.conftest import unique
+from tests.support.harness import QUICK_GROUPS
 from tests.support.kafka import eventually, produce
 from tests.support.servers import Servers
-from tests.support.services import running_app, wait_ready
+from tests.support.services import running_apps, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +87,7 @@ async def loop(servers: Servers, database: str, tmp_path: Path) -> AsyncIterator
         "kafka_enable_idempotence": servers.idempotent_producers,
         "consumer_retry_backoff_ms": 10,
         "jwt_secret": SECRET,
+        **QUICK_GROUPS,
     }
     suffix = f"-{uuid.uuid4().hex[:8]}"
     contacts_settings = ContactsSettings(
@@ -133,14 +135,13 @@ async def loop(servers: Servers, database: str, tmp_path: Path) -> AsyncIterator
     auth = {"Authorization": f"Bearer {token}"}
     try:
         async with contextlib.AsyncExitStack() as stack:
-            urls = [
-                await stack.enter_async_context(running_app(app))
-                for app in (
+            urls = await stack.enter_async_context(
+                running_apps(
                     create_contacts_app(contacts_settings),
                     create_scoring_app(scoring_settings, clock=lambda: NOW),
                     create_cases_app(cases_settings, clock=lambda: NOW),
                 )
-            ]
+            )
             clients = [
                 await stack.enter_async_context(
                     httpx.AsyncClient(base_url=url, headers=auth, timeout=10)

@@ -35,9 +35,10 @@ from crm_scoring.domain import Fact, interaction_fact_id, score
 from crm_scoring.model import load_model
 from crm_scoring.settings import ScoringSettings
 from tests.conftest import unique
+from tests.support.harness import QUICK_GROUPS
 from tests.support.kafka import eventually, produce, read_until
 from tests.support.servers import Servers
-from tests.support.services import running_app, wait_ready
+from tests.support.services import running_apps, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +113,7 @@ async def pipeline(servers: Servers, database: str, tmp_path: Path) -> AsyncIter
         "kafka_enable_idempotence": servers.idempotent_producers,
         "consumer_retry_backoff_ms": 10,
         "jwt_secret": SECRET,
+        **QUICK_GROUPS,
     }
     contacts_settings = ContactsSettings(
         **common,
@@ -146,11 +148,11 @@ async def pipeline(servers: Servers, database: str, tmp_path: Path) -> AsyncIter
     }
     try:
         async with contextlib.AsyncExitStack() as stack:
-            contacts_url = await stack.enter_async_context(
-                running_app(create_contacts_app(contacts_settings))
-            )
-            scoring_url = await stack.enter_async_context(
-                running_app(create_scoring_app(scoring_settings, clock=lambda: NOW))
+            contacts_url, scoring_url = await stack.enter_async_context(
+                running_apps(
+                    create_contacts_app(contacts_settings),
+                    create_scoring_app(scoring_settings, clock=lambda: NOW),
+                )
             )
             contacts = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=contacts_url, headers=auth, timeout=10)

@@ -24,6 +24,7 @@ from crm_contracts.base import Channel, Money
 from crm_contracts.scores import ScoreChanged
 from crm_kit.kafka import delete_topics
 from crm_stack.ports import free_port
+from tests.support.harness import QUICK_GROUPS
 from tests.support.kafka import produce, read_until
 from tests.support.servers import Servers
 
@@ -63,6 +64,8 @@ async def test_the_scoring_process_starts_in_seconds_scores_and_rebuilds(
         "CRM_SCORING_TOPIC_PARTITIONS": "3",
         "CRM_JWT_SECRET": "e2e-secret-that-is-long-enough-for-hs256",
         "CRM_ENVIRONMENT": "test",
+        # The worker and the rebuild each join a consumer group: 1 s, not 3 (QUICK_GROUPS).
+        **{f"CRM_SCORING_{name.upper()}": str(value) for name, value in QUICK_GROUPS.items()},
     }
     log = (tmp_path / "scoring.log").open("wb")
     started = time.monotonic()

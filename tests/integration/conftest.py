@@ -14,6 +14,7 @@ from crm_kit.db import create_pool
 from crm_kit.kafka import start_producer
 from crm_kit.settings import ServiceSettings
 from tests.conftest import unique
+from tests.support.harness import QUICK_GROUPS
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -29,6 +30,7 @@ def settings(servers: Servers, database: str) -> ServiceSettings:
         kafka_enable_idempotence=servers.idempotent_producers,
         consumer_retry_backoff_ms=10,
         consumer_max_retries=2,
+        **QUICK_GROUPS,
     )
 
 

@@ -9,8 +9,10 @@ a client of the running service, and replicas of it (apps in this process) on on
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -19,16 +21,77 @@ import asyncpg
 import httpx
 from aiokafka.structs import ConsumerRecord
 
-from crm_contracts import CloudEvent, decode_record, encode_binary
+from crm_contracts import CloudEvent, TopicSpec, dead_letter_topic, decode_record, encode_binary
 from crm_kit.auth import issue_token
 from crm_kit.db import connect
+from crm_kit.kafka import delete_topics, ensure_topics
 from crm_kit.settings import ServiceSettings
+from tests.conftest import unique
 from tests.support.kafka import eventually, produce, read_until
+from tests.support.servers import Servers
 from tests.support.services import running_app
 
 # A Monday morning, UTC.
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 S = TypeVar("S", bound=ServiceSettings)
+
+# Consumer group timings for tests: the embedded broker answers a join after half the
+# session timeout (1 s, not the default 3 s), and a member that died without leaving is
+# dropped after 2 s. Heartbeats go well within it.
+QUICK_GROUPS: dict[str, Any] = {
+    "kafka_session_timeout_ms": 2000,
+    "kafka_heartbeat_interval_ms": 300,
+}
+
+
+@contextlib.asynccontextmanager
+async def unique_topics(
+    servers: Servers, fields: Sequence[str], *, partitions: int
+) -> AsyncIterator[dict[str, str]]:
+    """A unique topic (and its dead-letter topic) per settings field (`interactions_topic`...),
+    created in one request and deleted afterwards; {field: topic name}."""
+    names = {name: unique(name.removesuffix("_topic")) for name in fields}
+    specs = [
+        TopicSpec(n, "test", partitions, "delete", (), "test topic")
+        for name in names.values()
+        for n in (name, dead_letter_topic(name))
+    ]
+    await ensure_topics(servers.bootstrap, specs)
+    try:
+        yield names
+    finally:
+        await delete_topics(servers.bootstrap, [spec.name for spec in specs])
+
+
+def settings_factory(
+    settings: Callable[..., S],
+    servers: Servers,
+    database: str,
+    topic_names: dict[str, str],
+    **defaults: Any,
+) -> Callable[..., S]:
+    """Settings of one service's processes on a test's database and topics, in consumer
+    groups of their own; `defaults` are the service's test settings, a call's keywords
+    override any of them."""
+    suffix = f"-{uuid.uuid4().hex[:8]}"
+
+    def make(**overrides: Any) -> S:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "database_url": database,
+            "kafka_bootstrap_servers": servers.bootstrap,
+            "kafka_enable_idempotence": servers.idempotent_producers,
+            "consumer_retry_backoff_ms": 10,
+            "consumer_max_retries": 4,
+            "consumer_group_suffix": suffix,
+            **QUICK_GROUPS,
+            **defaults,
+            **topic_names,
+        }
+        values.update(overrides)
+        return settings(**values)
+
+    return make
 
 
 @dataclass
@@ -67,6 +130,7 @@ class ServiceClient(Generic[S]):
     clock: TestClock
     scopes: tuple[str, ...] = ()
     apps: list[Any] = field(default_factory=list)
+    app: Any = None  # the FastAPI app served (its runtime: `app.state.runtime`)
 
     @property
     def bootstrap(self) -> str:
@@ -145,11 +209,14 @@ class Replicas(Generic[S, C]):
 
     async def start(self, **overrides: Any) -> C:
         settings = self.make_settings(**overrides)
-        app_context = running_app(self.create_app(settings, clock=self.clock))
+        app = self.create_app(settings, clock=self.clock)
+        app_context = running_app(app)
         base_url = await app_context.__aenter__()
         http = httpx.AsyncClient(base_url=base_url, timeout=10)
         self.stack.append((app_context, http))
-        return self.client(settings=settings, http=http, clock=self.clock, apps=[app_context])
+        return self.client(
+            settings=settings, http=http, clock=self.clock, apps=[app_context], app=app
+        )
 
     async def stop(self, service: ServiceClient[Any]) -> None:
         for pair in list(self.stack):

@@ -47,6 +47,21 @@ async def running_app(app: Any, *, ready_timeout: float = 30.0) -> AsyncIterator
         await asyncio.wait_for(task, timeout=30)
 
 
+@contextlib.asynccontextmanager
+async def running_apps(*apps: Any) -> AsyncIterator[list[str]]:
+    """Serve several apps at once, their start-ups (consumer group joins) overlapping; yield
+    their base URLs, in the order given. A failed start stops the others."""
+    async with contextlib.AsyncExitStack() as stack:
+        started = await asyncio.gather(
+            *(stack.enter_async_context(running_app(app)) for app in apps),
+            return_exceptions=True,  # every start ends, so the stack holds each started app
+        )
+        for result in started:
+            if isinstance(result, BaseException):
+                raise result
+        yield [str(url) for url in started]
+
+
 async def wait_ready(http: Any, *, timeout: float = 60.0) -> None:
     """Poll a service's /readyz (an httpx.AsyncClient on its base URL) until it answers 200."""
 

@@ -21,16 +21,21 @@ import pytest_asyncio
 
 from crm_campaigns.app import create_app
 from crm_campaigns.settings import CampaignsSettings
-from crm_contracts import CloudEvent, TopicSpec, dead_letter_topic, new_event
+from crm_contracts import CloudEvent, new_event
 from crm_contracts import campaigns as cp
 from crm_contracts import cases as cs
 from crm_contracts import contacts as ct
 from crm_contracts import interactions as it
 from crm_contracts import privacy as pv
 from crm_contracts import scores as sc
-from crm_kit.kafka import delete_topics, ensure_topics
-from tests.conftest import unique
-from tests.support.harness import T0, Replicas, ServiceClient, TestClock
+from tests.support.harness import (
+    T0,
+    Replicas,
+    ServiceClient,
+    TestClock,
+    settings_factory,
+    unique_topics,
+)
 from tests.support.kafka import eventually
 from tests.support.servers import Servers
 
@@ -284,15 +289,8 @@ def money(amount: str) -> Decimal:
 @pytest_asyncio.fixture
 async def topic_names(servers: Servers) -> AsyncIterator[dict[str, str]]:
     """Unique topics (and their dead-letter topics), created in one request."""
-    names = {name: unique(name.removesuffix("_topic")) for name in TOPIC_FIELDS}
-    specs = [
-        TopicSpec(n, "test", 2, "delete", (), "test topic")
-        for name in names.values()
-        for n in (name, dead_letter_topic(name))
-    ]
-    await ensure_topics(servers.bootstrap, specs)
-    yield names
-    await delete_topics(servers.bootstrap, [s.name for s in specs])
+    async with unique_topics(servers, TOPIC_FIELDS, partitions=2) as names:
+        yield names
 
 
 @pytest.fixture
@@ -300,29 +298,15 @@ def make_settings(
     servers: Servers, database: str, topic_names: dict[str, str]
 ) -> Callable[..., CampaignsSettings]:
     """Settings of a campaigns process on this test's database and topics."""
-    suffix = f"-{uuid.uuid4().hex[:8]}"
-
-    def make(**overrides: Any) -> CampaignsSettings:
-        values: dict[str, Any] = {
-            "environment": "test",
-            "database_url": database,
-            "kafka_bootstrap_servers": servers.bootstrap,
-            "kafka_enable_idempotence": servers.idempotent_producers,
-            "consumer_retry_backoff_ms": 10,
-            "consumer_max_retries": 4,
-            "consumer_group_suffix": suffix,
-            "step_tick_ms": 50,
-            "backfill_tick_ms": 50,
-            "load_examples": False,
-            # The embedded broker answers a join after half the session timeout: 1 s, not 3.
-            "kafka_session_timeout_ms": 2000,
-            "kafka_heartbeat_interval_ms": 300,
-            **topic_names,
-        }
-        values.update(overrides)
-        return CampaignsSettings(**values)
-
-    return make
+    return settings_factory(
+        CampaignsSettings,
+        servers,
+        database,
+        topic_names,
+        step_tick_ms=50,
+        backfill_tick_ms=50,
+        load_examples=False,
+    )
 
 
 @pytest.fixture

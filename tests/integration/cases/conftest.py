@@ -24,8 +24,6 @@ from crm_cases.app import create_app
 from crm_cases.settings import CasesSettings
 from crm_contracts import (
     CloudEvent,
-    TopicSpec,
-    dead_letter_topic,
     decode_record,
     encode_binary,
     new_event,
@@ -36,9 +34,7 @@ from crm_contracts import privacy as pv
 from crm_contracts import scores as sc
 from crm_kit.auth import ADMIN_SCOPE, issue_token
 from crm_kit.db import connect
-from crm_kit.kafka import delete_topics, ensure_topics
-from tests.conftest import unique
-from tests.support.harness import T0, TestClock
+from tests.support.harness import T0, TestClock, settings_factory, unique_topics
 from tests.support.kafka import eventually, produce, read_until
 from tests.support.servers import Servers
 from tests.support.services import running_app
@@ -218,15 +214,8 @@ class Service:
 @pytest_asyncio.fixture
 async def topic_names(servers: Servers) -> AsyncIterator[dict[str, str]]:
     """Unique topics (and their dead-letter topics), created in one request."""
-    names = {name: unique(name.removesuffix("_topic")) for name in TOPIC_FIELDS}
-    specs = [
-        TopicSpec(n, "test", 2, "delete", (), "test topic")
-        for name in names.values()
-        for n in (name, dead_letter_topic(name))
-    ]
-    await ensure_topics(servers.bootstrap, specs)
-    yield names
-    await delete_topics(servers.bootstrap, [s.name for s in specs])
+    async with unique_topics(servers, TOPIC_FIELDS, partitions=2) as names:
+        yield names
 
 
 @pytest.fixture
@@ -234,27 +223,7 @@ def make_settings(
     servers: Servers, database: str, topic_names: dict[str, str]
 ) -> Callable[..., CasesSettings]:
     """Settings of a cases process on this test's database and topics."""
-    suffix = f"-{uuid.uuid4().hex[:8]}"
-
-    def make(**overrides: Any) -> CasesSettings:
-        values: dict[str, Any] = {
-            "environment": "test",
-            "database_url": database,
-            "kafka_bootstrap_servers": servers.bootstrap,
-            "kafka_enable_idempotence": servers.idempotent_producers,
-            "consumer_retry_backoff_ms": 10,
-            "consumer_max_retries": 4,
-            "consumer_group_suffix": suffix,
-            "sla_tick_ms": 50,
-            # The embedded broker answers a join after half the session timeout: 1 s, not 3.
-            "kafka_session_timeout_ms": 2000,
-            "kafka_heartbeat_interval_ms": 300,
-            **topic_names,
-        }
-        values.update(overrides)
-        return CasesSettings(**values)
-
-    return make
+    return settings_factory(CasesSettings, servers, database, topic_names, sla_tick_ms=50)
 
 
 @dataclass

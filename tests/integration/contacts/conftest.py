@@ -23,7 +23,6 @@ from crm_contacts.settings import ContactsSettings
 from crm_contracts import (
     CloudEvent,
     KafkaRecord,
-    TopicSpec,
     dead_letter_topic,
     decode_json,
     decode_record,
@@ -33,8 +32,7 @@ from crm_contracts import (
 )
 from crm_kit.auth import issue_token
 from crm_kit.db import connect
-from crm_kit.kafka import delete_topics, ensure_topics
-from tests.conftest import unique
+from tests.support.harness import settings_factory, unique_topics
 from tests.support.kafka import eventually, header, produce, read_until
 from tests.support.servers import Servers
 from tests.support.services import running_app
@@ -234,16 +232,9 @@ def of_type(events: Sequence[CloudEvent], type: str) -> list[CloudEvent]:
 
 @pytest_asyncio.fixture
 async def topic_names(servers: Servers) -> AsyncIterator[dict[str, str]]:
-    """Seven unique topics (and their dead-letter topics), created in one request."""
-    names = {name: unique(name.removesuffix("_topic")) for name in TOPIC_FIELDS}
-    specs = [
-        TopicSpec(n, "test", 3, "delete", (), "test topic")
-        for name in names.values()
-        for n in (name, dead_letter_topic(name))
-    ]
-    await ensure_topics(servers.bootstrap, specs)
-    yield names
-    await delete_topics(servers.bootstrap, [s.name for s in specs])
+    """Unique topics (and their dead-letter topics), created in one request."""
+    async with unique_topics(servers, TOPIC_FIELDS, partitions=3) as names:
+        yield names
 
 
 @pytest.fixture
@@ -251,27 +242,9 @@ def make_settings(
     servers: Servers, database: str, topic_names: dict[str, str]
 ) -> Callable[..., ContactsSettings]:
     """Settings of a contacts process on this test's database and topics."""
-    suffix = f"-{uuid.uuid4().hex[:8]}"
-
-    def make(**overrides: Any) -> ContactsSettings:
-        values: dict[str, Any] = {
-            "environment": "test",
-            "database_url": database,
-            "kafka_bootstrap_servers": servers.bootstrap,
-            "kafka_enable_idempotence": servers.idempotent_producers,
-            "consumer_retry_backoff_ms": 10,
-            "consumer_max_retries": 4,
-            "consumer_group_suffix": suffix,
-            # The embedded broker answers a join after half the session timeout: 1 s, not 3.
-            "kafka_session_timeout_ms": 2000,
-            "kafka_heartbeat_interval_ms": 300,
-            "default_phone_region": "GB",
-            **topic_names,
-        }
-        values.update(overrides)
-        return ContactsSettings(**values)
-
-    return make
+    return settings_factory(
+        ContactsSettings, servers, database, topic_names, default_phone_region="GB"
+    )
 
 
 @pytest_asyncio.fixture

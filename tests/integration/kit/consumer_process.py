@@ -19,11 +19,12 @@ from crm_kit.db import create_pool
 from crm_kit.kafka import start_producer
 from crm_kit.settings import ServiceSettings
 from tests.integration.conftest import record_effects
+from tests.support.harness import QUICK_GROUPS
 
 
 async def main(dsn: str, bootstrap: str, topic: str, group: str, mode: str) -> int:
     settings = ServiceSettings(
-        environment="test", database_url=dsn, kafka_bootstrap_servers=bootstrap
+        environment="test", database_url=dsn, kafka_bootstrap_servers=bootstrap, **QUICK_GROUPS
     )
     pool = await create_pool(dsn)
     producer = await start_producer(settings, client_id="crash-test")

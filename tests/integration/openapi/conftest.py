@@ -10,6 +10,7 @@ A new service joins every test here with one line in `SERVICES`.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from crm_kit.settings import ServiceSettings
 from crm_scoring.app import create_app as create_scoring_app
 from crm_scoring.settings import ScoringSettings
 from tests.support.background import BackgroundLoop
+from tests.support.harness import QUICK_GROUPS
 from tests.support.kafka import eventually
 from tests.support.servers import Servers
 from tests.support.services import running_app
@@ -114,6 +116,7 @@ def settings_of(
         "kafka_enable_idempotence": servers.idempotent_producers,
         "jwt_secret": SecretStr(JWT_SECRET),
         "consumer_retry_backoff_ms": 10,
+        **QUICK_GROUPS,
     }
     # Settings that keep these services apart from every other test, where a service has them.
     isolation: dict[str, Any] = {
@@ -167,6 +170,18 @@ async def _start(service: ServiceUnderTest, settings: ServiceSettings, stack: li
     return Running(service.name, base_url, headers)
 
 
+async def _start_all(settings: dict[str, ServiceSettings], stack: list[Any]) -> dict[str, Running]:
+    """Every service at once, their start-ups (consumer group joins, faust) overlapping."""
+    started = await asyncio.gather(
+        *(_start(service, settings[service.name], stack) for service in SERVICES),
+        return_exceptions=True,  # every start ends, so `stack` holds each started app
+    )
+    for result in started:
+        if isinstance(result, BaseException):
+            raise result
+    return {service.name: result for service, result in zip(SERVICES, started, strict=True)}
+
+
 @pytest.fixture(scope="package")
 def backend(
     servers: Servers, tmp_path_factory: pytest.TempPathFactory
@@ -190,11 +205,9 @@ def backend(
     with BackgroundLoop(name="openapi-services") as loop:
         loop.run(ensure_topics(servers.bootstrap, topics))
         try:
-            running: dict[str, Running] = {}
             for service in SERVICES:
                 loop.run(ensure_database(servers.admin_dsn, databases[service.name]))
-                running[service.name] = loop.run(_start(service, settings[service.name], stack))
-            yield running
+            yield loop.run(_start_all(settings, stack))
         finally:
             for served in reversed(stack):
                 loop.run(served.__aexit__(None, None, None))

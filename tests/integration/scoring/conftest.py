@@ -29,6 +29,7 @@ from crm_kit.auth import issue_token
 from crm_kit.kafka import delete_topics
 from crm_scoring.app import create_app, topic_specs
 from crm_scoring.settings import ScoringSettings
+from tests.support.harness import QUICK_GROUPS
 from tests.support.kafka import eventually, produce, read_until
 from tests.support.servers import Servers
 from tests.support.services import running_app
@@ -62,6 +63,7 @@ async def scoring_settings(
         consumer_retry_backoff_ms=10,
         consumer_max_retries=2,
         jwt_secret=SecretStr(SECRET),
+        **QUICK_GROUPS,
     )
     yield settings
     await delete_topics(servers.bootstrap, [spec.name for spec in topic_specs(settings)])
