@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from crm_campaigns.definitions import CampaignDefinition
+from crm_campaigns.definitions import WALL_CLOCK, CampaignDefinition
 from crm_campaigns.domain import CampaignStatus
 from crm_campaigns.handlers.examples import examples
 
@@ -80,3 +81,26 @@ def test_the_shipped_example_campaigns_are_valid_and_name_shipped_segments() -> 
         "cmp-welcome",
         "cmp-vip",
     }
+
+
+@pytest.mark.parametrize("wall", ["21:00", "08:30:15", "00:00", "23:59:59"])
+def test_quiet_hours_are_local_wall_clock_times_and_are_answered_as_documented(wall: str) -> None:
+    definition = CampaignDefinition.model_validate(
+        body(quiet_hours={"start": wall, "end": "08:00"})
+    )
+    answered = definition.model_dump(mode="json")["quiet_hours"]["start"]
+    assert re.fullmatch(WALL_CLOCK, answered)
+    assert answered.startswith(wall[:5])
+
+
+@pytest.mark.parametrize("wall", ["21:00Z", "21:00+02:00", "24:00", "9:00", "21:00:00.5", "21h"])
+def test_quiet_hours_with_a_zone_or_not_a_wall_clock_time_are_refused(wall: str) -> None:
+    with pytest.raises(ValidationError, match="wall-clock time"):
+        CampaignDefinition.model_validate(body(quiet_hours={"start": wall, "end": "08:00"}))
+
+
+def test_the_documented_quiet_hours_are_a_pattern_not_json_schemas_zoned_time() -> None:
+    schema = CampaignDefinition.model_json_schema(mode="serialization")
+    start = schema["$defs"]["QuietHoursDefinition"]["properties"]["start"]
+    assert "format" not in start
+    assert start["pattern"] == WALL_CLOCK

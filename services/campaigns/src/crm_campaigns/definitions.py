@@ -7,11 +7,21 @@ once here, and turned into the domain's `Campaign`.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, time
 from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from crm_campaigns.domain import (
     AttributionModel,
@@ -26,6 +36,24 @@ from crm_contracts.base import Channel, Code
 from crm_kit.inputs import Instant
 
 StepId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+WALL_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+
+
+def _wall_clock(value: Any) -> Any:
+    """A local wall-clock time, `HH:MM` or `HH:MM:SS`, without a zone: the zone is the
+    contact's (or the campaign's `time_zone`). Not JSON Schema's `time`, which has one."""
+    if isinstance(value, str) and not re.fullmatch(WALL_CLOCK, value):
+        raise ValueError("a local wall-clock time is HH:MM or HH:MM:SS, without a zone")
+    if isinstance(value, time) and value.tzinfo is not None:
+        raise ValueError("a local wall-clock time has no zone")
+    return value
+
+
+WallClock = Annotated[
+    time,
+    BeforeValidator(_wall_clock),
+    WithJsonSchema({"type": "string", "pattern": WALL_CLOCK}),
+]
 MAX_STEPS = 20
 MAX_WAIT_SECONDS = 366 * 86400
 
@@ -77,8 +105,8 @@ class GoalDefinition(_Document):
 class QuietHoursDefinition(_Document):
     """Local wall-clock hours in which no step goes out; a step due then waits for the end."""
 
-    start: time = Field(description="E.g. 21:00.")
-    end: time = Field(description="E.g. 08:00 (before start: the window spans midnight).")
+    start: WallClock = Field(description="E.g. 21:00.")
+    end: WallClock = Field(description="E.g. 08:00 (before start: the window spans midnight).")
 
 
 class CampaignDefinition(_Document):
