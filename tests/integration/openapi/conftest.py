@@ -23,6 +23,7 @@ import schemathesis
 from pydantic import SecretStr
 
 from crm_campaigns.app import create_app as create_campaigns_app
+from crm_campaigns.handlers.examples import examples as campaign_examples
 from crm_campaigns.settings import CampaignsSettings
 from crm_cases.app import create_app as create_cases_app
 from crm_cases.settings import CasesSettings
@@ -62,6 +63,14 @@ async def with_api_key(base_url: str, bearer: dict[str, str]) -> dict[str, str]:
     return {**bearer, "X-API-Key": response.json()["key"]}
 
 
+async def example_campaigns_loaded(base_url: str, headers: dict[str, str]) -> bool:
+    """campaigns has created its shipped example campaigns (a job at start)."""
+    wanted = {campaign["id"] for campaign in campaign_examples()["campaigns"]}
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        response = await http.get("/v1/campaigns", headers=headers)
+    return response.status_code == 200 and wanted <= {c["id"] for c in response.json()}
+
+
 @dataclass(frozen=True)
 class ServiceUnderTest:
     """A service whose OpenAPI document is tested: its settings, its app and its credentials."""
@@ -72,6 +81,9 @@ class ServiceUnderTest:
     credentials: Callable[[str, dict[str, str]], Awaitable[dict[str, str]]] = field(
         default=bearer_only
     )
+    # What the service does by itself at start, done before any test request (so that the
+    # answers validated are the same on every run): a check polled after /readyz.
+    settled: Callable[[str, dict[str, str]], Awaitable[bool]] | None = None
     # Operations (method, path) schemathesis generates no requests for (test_schemathesis);
     # their documents and the other tests here cover them either way.
     not_fuzzed: tuple[tuple[str, str], ...] = ()
@@ -90,6 +102,7 @@ SERVICES = (
         # schemathesis needed about 8 minutes on 2 cores to prepare its cases. The rule's
         # validation is tested through these operations in tests/integration/campaigns.
         not_fuzzed=(("PUT", "/v1/segments/{segment_id}"), ("POST", "/v1/segments/preview")),
+        settled=example_campaigns_loaded,
     ),
 )
 SERVICE_NAMES = [service.name for service in SERVICES]
@@ -167,6 +180,9 @@ async def _start(service: ServiceUnderTest, settings: ServiceSettings, stack: li
         audience=settings.jwt_audience,
     )
     headers = await service.credentials(base_url, {"Authorization": f"Bearer {token}"})
+    if service.settled is not None:
+        settled = service.settled
+        await eventually(lambda: settled(base_url, headers), timeout=60)
     return Running(service.name, base_url, headers)
 
 
