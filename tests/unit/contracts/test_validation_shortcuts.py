@@ -1,0 +1,154 @@
+"""The shortcuts validation takes give the answers of the longer way they replace.
+
+Each shortcut is held to the computation it stands for, kept here as the reference: the same
+values accepted, the same refused, with the same message.
+"""
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from crm_contracts.examples import example_data
+from crm_contracts.interactions import MAX_PROPERTIES_JSON_BYTES, _check_json_size
+from crm_contracts.scores import (
+    CHURN_RISK_TOLERANCE,
+    SCORE_CHANGED,
+    ScoreChanged,
+    ScoreDeltas,
+    Scores,
+)
+
+
+def json_size_verdict(properties: dict[str, Any]) -> str | None:
+    """The reference: the size of the compact JSON, measured every time."""
+    size = len(json.dumps(properties, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_PROPERTIES_JSON_BYTES:
+        return f"properties take {size} bytes as JSON, more than {MAX_PROPERTIES_JSON_BYTES}"
+    return None
+
+
+def shortcut_verdict(properties: dict[str, Any]) -> str | None:
+    try:
+        assert _check_json_size(properties) is properties
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+texts = st.text(st.characters(codec="utf-8"), max_size=200) | st.text(
+    st.sampled_from('"\\\x01\x1f\u00e9\u20ac\U0001f600a'), max_size=1500
+)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(texts, scalars, max_size=50))
+def test_the_properties_size_check_agrees_with_measuring_the_json(
+    properties: dict[str, Any],
+) -> None:
+    assert shortcut_verdict(properties) == json_size_verdict(properties)
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"note": "x" * 8183},  # exactly the limit: {"note":"..."} is 8192 bytes
+        {"note": "x" * 8184},
+        {"note": "\x01" * 1364},  # 6 bytes a character as JSON
+        {"note": "\u20ac" * 2729},  # 3 bytes a character as UTF-8
+        {f"k{i:02}": "\U0001f600" * 200 for i in range(11)},
+        {"n": 2**70},
+        {"d": Decimal("1.5")},
+    ],
+)
+def test_properties_near_or_over_the_limit_get_the_measured_answer(
+    properties: dict[str, Any],
+) -> None:
+    try:
+        expected = json_size_verdict(properties)
+    except TypeError:  # not JSON at all: the check must not accept it either
+        with pytest.raises(TypeError):
+            _check_json_size(properties)
+        return
+    assert shortcut_verdict(properties) == expected
+
+
+def consistency_verdict(old: Scores, new: Scores, deltas: ScoreDeltas) -> str | None:
+    """The reference: compare deltas with the model `ScoreDeltas.between` validates."""
+    expected = ScoreDeltas.between(old, new)
+    if deltas.model_dump(exclude={"churn_risk"}) != expected.model_dump(exclude={"churn_risk"}):
+        return "deltas must equal new minus old"
+    if abs(deltas.churn_risk - expected.churn_risk) > CHURN_RISK_TOLERANCE:
+        return "deltas.churn_risk must equal new minus old"
+    return None
+
+
+def scores_of(draw: st.DrawFn) -> Scores:
+    return Scores(
+        engagement=draw(st.integers(0, 100)),
+        recency=draw(st.integers(1, 5)),
+        frequency=draw(st.integers(1, 5)),
+        monetary=draw(st.integers(1, 5)),
+        value_tier="gold",
+        clv={"amount": draw(amounts), "currency": "EUR"},
+        churn_risk=draw(st.floats(0, 1)),
+        churn_band="medium",
+    )
+
+
+amounts = st.decimals(min_value=0, max_value=Decimal("999999999999999999.999999"), places=6).map(
+    lambda amount: f"{amount:f}"
+) | st.sampled_from(["0", "120.00", "130.5", "999999999999999999.999999"])
+
+
+@st.composite
+def score_changes(draw: st.DrawFn) -> tuple[Scores, Scores, ScoreDeltas]:
+    old, new = scores_of(draw), scores_of(draw)
+    exact = ScoreDeltas.between(old, new)
+    nudged = draw(st.sampled_from(["", "engagement", "monetary", "clv", "churn_risk"]))
+    changes: dict[str, Any] = {}
+    if nudged == "clv":
+        step = draw(st.sampled_from([Decimal("0.000001"), Decimal(1)]))
+        changes["clv"] = exact.clv - step if exact.clv > 0 else exact.clv + step  # in range
+    elif nudged == "churn_risk":
+        changes["churn_risk"] = exact.churn_risk + draw(st.sampled_from([1e-9, 1e-3, -0.5]))
+    elif nudged:
+        changes[nudged] = getattr(exact, nudged) + 1
+    deltas = ScoreDeltas.model_validate({**exact.model_dump(), **changes})
+    return old, new, deltas
+
+
+@settings(max_examples=300, deadline=None)
+@given(score_changes())
+def test_a_score_change_is_judged_consistent_as_by_rebuilding_its_deltas(
+    change: tuple[Scores, Scores, ScoreDeltas],
+) -> None:
+    old, new, deltas = change
+    body = {
+        **example_data(SCORE_CHANGED).model_dump(),
+        "old": old.model_dump(),
+        "new": new.model_dump(),
+        "deltas": deltas.model_dump(),
+        "tier_changed": False,
+        "band_changed": False,
+    }
+    expected = consistency_verdict(old, new, deltas)
+
+    if expected is None:
+        assert ScoreChanged.model_validate(body).deltas == deltas
+    else:
+        with pytest.raises(ValidationError) as caught:
+            ScoreChanged.model_validate(body)
+        assert [error["msg"] for error in caught.value.errors()] == [f"Value error, {expected}"]
