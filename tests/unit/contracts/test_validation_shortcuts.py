@@ -5,6 +5,7 @@ values accepted, the same refused, with the same message.
 """
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,7 @@ from crm_contracts.scores import (
     ScoreDeltas,
     Scores,
 )
+from crm_contracts.storable import INT64_MAX, INT64_MIN, StorableModel, first_problem
 
 
 def json_size_verdict(properties: dict[str, Any]) -> str | None:
@@ -152,3 +154,39 @@ def test_a_score_change_is_judged_consistent_as_by_rebuilding_its_deltas(
         with pytest.raises(ValidationError) as caught:
             ScoreChanged.model_validate(body)
         assert [error["msg"] for error in caught.value.errors()] == [f"Value error, {expected}"]
+
+
+class _Fields(StorableModel):
+    number: int | None = None
+    moment: datetime | None = None
+
+
+def storable_verdict(**fields: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    try:
+        _Fields(**fields)
+    except ValidationError as exc:
+        return [(error["loc"], error["msg"]) for error in exc.errors()]
+    return []
+
+
+def reference_verdict(**fields: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """The reference: `first_problem` asked about every field."""
+    found = [(name, first_problem(value)) for name, value in fields.items()]
+    return [((name, *problem[0]), problem[1]) for name, problem in found if problem is not None]
+
+
+zones = st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])
+edges = st.sampled_from([datetime(1900, 1, 1), datetime(9999, 1, 1), datetime(9998, 12, 31, 23)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers() | st.sampled_from([INT64_MIN, INT64_MAX, INT64_MIN - 1, INT64_MAX + 1]),
+    st.datetimes(timezones=zones) | st.builds(lambda d, z: d.replace(tzinfo=z), edges, zones),
+)
+def test_integers_and_instants_are_judged_storable_as_first_problem_judges_them(
+    number: int, moment: datetime
+) -> None:
+    assert storable_verdict(number=number, moment=moment) == reference_verdict(
+        number=number, moment=moment
+    )
