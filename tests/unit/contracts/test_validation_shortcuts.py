@@ -14,8 +14,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from crm_contracts.examples import example_data
-from crm_contracts.interactions import MAX_PROPERTIES_JSON_BYTES, _check_json_size
+from crm_contracts import (
+    EventDecodeError,
+    decode_json,
+    decode_record,
+    encode_binary,
+    encode_structured,
+    envelope,
+    to_json_dict,
+)
+from crm_contracts.examples import example_data, example_event
+from crm_contracts.interactions import (
+    INTERACTION_RESOLVED,
+    MAX_PROPERTIES_JSON_BYTES,
+    _check_json_size,
+)
 from crm_contracts.scores import (
     CHURN_RISK_TOLERANCE,
     SCORE_CHANGED,
@@ -190,3 +203,83 @@ def test_integers_and_instants_are_judged_storable_as_first_problem_judges_them(
     assert storable_verdict(number=number, moment=moment) == reference_verdict(
         number=number, moment=moment
     )
+
+
+def reference_decode_record(value: bytes | None, headers: list[tuple[str, bytes | None]]) -> Any:
+    """The reference: `decode_record` as it read its headers before (two passes)."""
+    found: dict[str, str] = {}
+    for name, raw in headers:
+        lowered = name.lower()
+        if raw is None or not (lowered == "content-type" or lowered.startswith("ce_")):
+            continue
+        if lowered in found:
+            raise EventDecodeError(
+                "malformed", [{"path": name, "message": "header appears more than once"}]
+            )
+        try:
+            found[lowered] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EventDecodeError(
+                "malformed", [{"path": name, "message": "header is not UTF-8"}]
+            ) from None
+    content_type = found.get("content-type", "")
+    if content_type.lower().startswith("application/cloudevents"):
+        if content_type.lower().startswith("application/cloudevents-batch"):
+            raise EventDecodeError(
+                "malformed", [{"path": "", "message": "batched mode is not supported"}]
+            )
+        return decode_json(envelope._parse_json(value, path=""))
+    if "ce_specversion" in found:
+        attributes = {
+            name.removeprefix("ce_"): text
+            for name, text in found.items()
+            if name.startswith("ce_") and name != "ce_data"
+        }
+        if "content-type" in found:
+            attributes["datacontenttype"] = content_type
+        data = None if value is None else envelope._parse_json(value, path="data")
+        return envelope._validate(attributes, data)
+    if value is None:
+        raise EventDecodeError(
+            "malformed",
+            [{"path": "", "message": "the record has no value and no CloudEvents headers"}],
+        )
+    return decode_json(envelope._parse_json(value, path=""))
+
+
+def outcome(decode: Any, value: bytes | None, headers: list[tuple[str, bytes | None]]) -> Any:
+    try:
+        return to_json_dict(decode(value, headers))
+    except EventDecodeError as exc:
+        return exc.reason, exc.errors
+
+
+_BINARY = encode_binary(example_event(INTERACTION_RESOLVED), key=None)
+_STRUCTURED = encode_structured(example_event(INTERACTION_RESOLVED), key=None)
+header_names = st.sampled_from(
+    [name for name, _ in _BINARY.headers]
+    + ["CE_Type", "Content-Type", "ce_", "ce_data", "ce_extra", "x-other", "ce_specversion"]
+)
+header_values = st.sampled_from(
+    [raw for _, raw in _BINARY.headers]
+    + [None, b"", b"\xff", b"2.0", b"application/cloudevents+json", b"text/plain", b"x"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.tuples(header_names, header_values), max_size=4),
+    st.sampled_from([_BINARY, _STRUCTURED]),
+    st.booleans(),
+    st.sampled_from([None, b"", b"{}", b"[1]"]),
+)
+def test_headers_are_read_as_the_two_pass_reading_read_them(
+    extra: list[tuple[str, bytes | None]], record: Any, shuffle: bool, other_value: bytes | None
+) -> None:
+    headers = list(record.headers) + extra
+    if shuffle:
+        headers.reverse()
+    for value in (record.value, other_value):
+        assert outcome(decode_record, value, headers) == outcome(
+            reference_decode_record, value, headers
+        )
