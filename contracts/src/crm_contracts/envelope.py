@@ -137,7 +137,11 @@ class CloudEvent(EventAttributes):
     @model_validator(mode="before")
     @classmethod
     def _data_from_mapping(cls, value: Any) -> Any:
-        if not isinstance(value, Mapping) or not isinstance(value.get("data"), Mapping):
+        # `type(...) is dict` first: isinstance against the abstract Mapping is slow.
+        if not (type(value) is dict or isinstance(value, Mapping)):
+            return value
+        data = value.get("data")
+        if not (type(data) is dict or isinstance(data, Mapping)):
             return value
         try:
             model = data_model_for(value.get("type"))  # type: ignore[arg-type]
@@ -290,19 +294,15 @@ def decode_json(obj: Any) -> CloudEvent:
 
 def decode_record(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> CloudEvent:
     """Decode a Kafka record in either mode (detected from its headers) into an event."""
-    found = _cloudevents_headers(headers)
-    content_type = found.get(CONTENT_TYPE_HEADER, "")
+    found_type, attributes = _cloudevents_headers(headers)
+    content_type = found_type or ""
     if content_type.lower().startswith("application/cloudevents"):
         if content_type.lower().startswith("application/cloudevents-batch"):
             raise EventDecodeError("malformed", [_error("", "batched mode is not supported")])
         return decode_json(_parse_json(value, path=""))
-    if f"{HEADER_PREFIX}specversion" in found:
-        attributes = {
-            name.removeprefix(HEADER_PREFIX): text
-            for name, text in found.items()
-            if name.startswith(HEADER_PREFIX) and name != f"{HEADER_PREFIX}data"
-        }
-        if CONTENT_TYPE_HEADER in found:
+    if "specversion" in attributes:
+        attributes.pop("data", None)  # ce_data is no attribute: the value is the data
+        if found_type is not None:
             attributes["datacontenttype"] = content_type
         if value is not None and not _NON_STANDARD_JSON.search(value):
             raw = value
@@ -348,19 +348,35 @@ def _error(path: str, message: str) -> dict[str, str]:
     return {"path": path, "message": message}
 
 
-def _cloudevents_headers(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
+def _cloudevents_headers(
+    headers: Sequence[tuple[str, bytes | None]],
+) -> tuple[str | None, dict[str, str]]:
+    """The content-type header and the `ce_*` headers (names lowered, prefix cut), in one pass."""
+    content_type: str | None = None
     found: dict[str, str] = {}
     for name, raw in headers:
         lowered = name.lower()
-        if raw is None or not (lowered == CONTENT_TYPE_HEADER or lowered.startswith(HEADER_PREFIX)):
+        if raw is None:
             continue
-        if lowered in found:
+        attribute: str | None = None  # None: the content-type header
+        if lowered[:3] == HEADER_PREFIX:
+            attribute = lowered[3:]
+            seen = attribute in found
+        elif lowered == CONTENT_TYPE_HEADER:
+            seen = content_type is not None
+        else:
+            continue
+        if seen:
             raise EventDecodeError("malformed", [_error(name, "header appears more than once")])
         try:
-            found[lowered] = raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise EventDecodeError("malformed", [_error(name, "header is not UTF-8")]) from None
-    return found
+        if attribute is None:
+            content_type = text
+        else:
+            found[attribute] = text
+    return content_type, found
 
 
 def _reject_constant(name: str) -> Any:

@@ -31,7 +31,7 @@ from crm_contracts.base import (
     ShortScalar,
 )
 from crm_contracts.contacts import ConsentPurpose, LifecycleStage
-from crm_contracts.storable import check_storable
+from crm_contracts.storable import INT64_MAX, INT64_MIN, check_storable
 
 INTERACTION_RECORDED = "crm.interaction.recorded"
 INTERACTION_RESOLVED = "crm.interaction.resolved"
@@ -82,8 +82,41 @@ MAX_PROPERTY_STRING_LENGTH = 1024  # the length NullableScalar allows
 MAX_PROPERTIES_JSON_BYTES = 8 * 1024
 
 
+# What json.dumps(separators=(",", ":"), ensure_ascii=False) builds each call, built once.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# The longest JSON of a finite float (17 digits, sign, point, e-308) and of a 64-bit integer.
+_FLOAT_JSON_BYTES = 24
+_INT64_JSON_BYTES = 20
+
+
+def _json_size_bound(properties: dict[str, Any]) -> int | None:
+    """At least the size of the compact JSON of properties, or None when it is not cheap to say.
+
+    A character takes at most 6 bytes in that JSON (`\\u001f`; others take 1 to 4), so most
+    properties are proved small without encoding them.
+    """
+    bound = 2  # {}
+    for key, value in properties.items():
+        kind = type(value)
+        if kind is str:
+            size = 6 * len(value) + 2
+        elif value is None or kind is bool or kind is float:
+            size = _FLOAT_JSON_BYTES
+        elif kind is int and INT64_MIN <= value <= INT64_MAX:
+            size = _INT64_JSON_BYTES
+        else:
+            return None
+        if type(key) is not str:
+            return None
+        bound += 6 * len(key) + 2 + 1 + size + 1  # "key":value,
+    return bound
+
+
 def _check_json_size(properties: dict[str, Any]) -> dict[str, Any]:
-    size = len(json.dumps(properties, separators=(",", ":"), ensure_ascii=False).encode())
+    bound = _json_size_bound(properties)
+    if bound is not None and bound <= MAX_PROPERTIES_JSON_BYTES:
+        return properties
+    size = len(_COMPACT_JSON.encode(properties).encode())
     if size > MAX_PROPERTIES_JSON_BYTES:
         raise ValueError(
             f"properties take {size} bytes as JSON, more than {MAX_PROPERTIES_JSON_BYTES}"

@@ -147,8 +147,14 @@ class StorableModel(BaseModel):
         errors: list[InitErrorDetails] = []
         for name, value in self.__dict__.items():
             kind = type(value)
-            if kind is str:  # the common case, without a call
+            if kind is str:  # the common cases, without a call
                 if "\x00" not in value and (value.isascii() or not _SURROGATE.search(value)):
+                    continue
+            elif kind is int:
+                if INT64_MIN <= value <= INT64_MAX:
+                    continue
+            elif kind is datetime and value.tzinfo is not None:
+                if EARLIEST_INSTANT <= value < LATEST_INSTANT:
                     continue
             elif kind not in _CHECKED_TYPES:
                 continue  # None, bool, float, Decimal, an enum member, a model (checked itself)
