@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 
@@ -84,17 +83,14 @@ async def load_campaigns(conn: asyncpg.Connection, ctx: Context) -> dict[str, Ca
     )
     return cache.refresh(
         known,
-        ((row.id, (row.updated_at, row.status), _sent(row.definition, row.status)) for row in rows),
-        lambda id, sent: CampaignDefinition.model_validate(sent[0]).to_campaign(
-            id=id, status=sent[1]
+        (
+            (row.id, (row.updated_at, row.status), row if row.definition is not None else None)
+            for row in rows
+        ),
+        lambda id, row: CampaignDefinition.model_validate(row.definition).to_campaign(
+            id=id, status=row.status
         ),
     )
-
-
-def _sent(
-    definition: dict[str, Any] | None, status: CampaignStatus
-) -> tuple[dict[str, Any], CampaignStatus] | None:
-    return (definition, status) if definition is not None else None
 
 
 class Journeys:

@@ -70,17 +70,9 @@ async def campaign(
     return _row(row) if row else None
 
 
-async def campaigns(
-    conn: asyncpg.Connection, *, statuses: tuple[CampaignStatus, ...] | None = None
-) -> list[CampaignRow]:
-    """Every campaign (of these statuses), by id."""
-    if statuses is None:
-        rows = await conn.fetch(f"SELECT {_COLUMNS} FROM campaigns ORDER BY id")
-    else:
-        rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM campaigns WHERE status = ANY($1::text[]) ORDER BY id",
-            [s.value for s in statuses],
-        )
+async def campaigns(conn: asyncpg.Connection) -> list[CampaignRow]:
+    """Every campaign, by id."""
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM campaigns ORDER BY id")
     return [_row(row) for row in rows]
 
 
