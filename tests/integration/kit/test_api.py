@@ -1,8 +1,10 @@
 """A tiny service on the kit's API pieces, against real Postgres: idempotent POSTs replayed
-from the kit's table, cursor pages, and domain errors answered as problems."""
+from the kit's table, cursor pages, domain errors answered as problems, and reads that see one
+moment."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -21,6 +23,7 @@ from crm_kit.errors import Conflict, NotFound
 from crm_kit.http import create_service_app
 from crm_kit.idempotency import IdempotentPost, answer_once
 from crm_kit.pages import RowPage, decode_cursor, page_of
+from crm_kit.runtime import SnapshotDep, get_pool
 from crm_kit.settings import ServiceSettings
 
 NOTES = """
@@ -109,6 +112,14 @@ def _app(pool: asyncpg.Pool, settings: ServiceSettings) -> FastAPI:
             raise NotFound("No note with this id.")
         return NoteOut(**row)
 
+    @app.get("/notes-counted-twice")
+    async def count_twice(conn: SnapshotDep) -> dict[str, int]:
+        # Two statements of one answer, with a writer's commit let in between them.
+        first = await conn.fetchval("SELECT count(*) FROM notes")
+        app.state.between.set()
+        await app.state.go_on.wait()
+        return {"first": first, "second": await conn.fetchval("SELECT count(*) FROM notes")}
+
     @app.delete("/subjects/{subject}/answers")
     async def forget_subject(subject: str, conn: Conn) -> dict[str, int]:
         return {"forgotten": await in_transaction(conn, idempotency.forget, [subject])}
@@ -117,9 +128,17 @@ def _app(pool: asyncpg.Pool, settings: ServiceSettings) -> FastAPI:
 
 
 @pytest.fixture
-async def client(pool: asyncpg.Pool, settings: ServiceSettings) -> AsyncIterator[httpx.AsyncClient]:
+async def app(pool: asyncpg.Pool, settings: ServiceSettings) -> FastAPI:
     await pool.execute(NOTES)
-    transport = httpx.ASGITransport(app=_app(pool, settings))
+    app = _app(pool, settings)
+    app.dependency_overrides[get_pool] = lambda: pool  # what ServiceRuntime gives a service
+    app.state.between, app.state.go_on = asyncio.Event(), asyncio.Event()
+    return app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://notes") as client:
         yield client
 
@@ -224,3 +243,18 @@ async def test_cursor_pages_walk_every_row_once_and_a_forged_cursor_is_a_400(
     assert seen == ids
     assert forged.status_code == 400
     assert forged.json()["type"] == "https://crm-backbone.dev/problems/invalid-cursor"
+
+
+async def test_a_read_sees_one_moment_though_a_writer_commits_between_its_statements(
+    client: httpx.AsyncClient, app: FastAPI, pool: asyncpg.Pool
+) -> None:
+    await client.post("/notes", json={"subject": "c-1", "text": "before"})
+    reading = asyncio.create_task(client.get("/notes-counted-twice"))
+    await asyncio.wait_for(app.state.between.wait(), timeout=30)
+    await pool.execute("INSERT INTO notes (id, subject, text) VALUES ('n-x', 'c-1', 'between')")
+    app.state.go_on.set()
+    answer = await asyncio.wait_for(reading, timeout=30)
+
+    assert answer.status_code == 200
+    assert answer.json() == {"first": 1, "second": 1}
+    assert await _count(pool) == 2  # the writer's note is there for the next read

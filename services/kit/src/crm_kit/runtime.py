@@ -218,6 +218,15 @@ async def get_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
+async def get_snapshot(pool: PoolDep) -> AsyncIterator[asyncpg.Connection]:
+    """FastAPI dependency of the routes that read: one pooled connection inside a read-only
+    repeatable-read transaction, so that every statement of the answer sees the same moment.
+    Without it, a consumer's batch committed between two statements (a case, then its clocks)
+    gives an answer that was never true."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        yield conn
+
+
 def get_producer(request: Request) -> AIOKafkaProducer:
     """FastAPI dependency: the service's producer (acks=all)."""
     return get_runtime(request).producer
@@ -226,6 +235,7 @@ def get_producer(request: Request) -> AIOKafkaProducer:
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 ConnectionDep = Annotated[asyncpg.Connection, Depends(get_connection)]
+SnapshotDep = Annotated[asyncpg.Connection, Depends(get_snapshot)]
 ProducerDep = Annotated[AIOKafkaProducer, Depends(get_producer)]
 
 

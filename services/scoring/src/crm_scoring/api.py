@@ -16,7 +16,7 @@ from crm_kit.auth import Principal, require_scopes
 from crm_kit.errors import NotFound
 from crm_kit.inputs import Instant, RowId
 from crm_kit.problems import problem_responses
-from crm_kit.runtime import PoolDep
+from crm_kit.runtime import PoolDep, SnapshotDep
 from crm_scoring import repository as repo
 from crm_scoring.domain import score
 from crm_scoring.handlers import Context, reevaluate, to_scores
@@ -124,21 +124,20 @@ async def get_scores(
     contact_id: ContactIdPath,
     principal: ScoresReader,
     ctx: Ctx,
-    pool: PoolDep,
+    conn: SnapshotDep,
     as_of: Annotated[
         Instant | None,
         Query(description="Compute the scores for this moment from the stored facts instead."),
     ] = None,
 ) -> ContactScoresOut:
     """Current scores of a contact with the reasons of their latest change."""
-    async with pool.acquire() as conn:
-        target = await _survivor(conn, contact_id)
-        stored = await repo.contact(conn, target)
-        if stored is None:
-            raise NotFound(f"No scores for contact {contact_id}.")
-        merged = await subjects.merged_into(conn, target)
-        if as_of is not None:
-            facts = (await repo.facts_of(conn, [target]))[target]
+    target = await _survivor(conn, contact_id)
+    stored = await repo.contact(conn, target)
+    if stored is None:
+        raise NotFound(f"No scores for contact {contact_id}.")
+    merged = await subjects.merged_into(conn, target)
+    if as_of is not None:
+        facts = (await repo.facts_of(conn, [target]))[target]
     if as_of is not None:
         card = score(facts, as_of, ctx.model)
         return ContactScoresOut(
@@ -171,14 +170,13 @@ async def get_scores(
 async def get_history(
     contact_id: ContactIdPath,
     principal: ScoresReader,
-    pool: PoolDep,
+    conn: SnapshotDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[RowId | None, Query(description="Only changes older than this id.")] = None,
 ) -> HistoryOut:
     """Published score changes of a contact, newest first, a page at a time."""
-    async with pool.acquire() as conn:
-        target = await _survivor(conn, contact_id)
-        rows = await repo.history(conn, target, limit=limit, before_id=before)
+    target = await _survivor(conn, contact_id)
+    rows = await repo.history(conn, target, limit=limit, before_id=before)
     items = [
         HistoryItemOut(
             id=row["id"],
@@ -196,14 +194,13 @@ async def get_history(
 @router.get("/scores/top", response_model=TopOut, responses=problem_responses(401, 403))
 async def get_top(
     principal: ScoresReader,
-    pool: PoolDep,
+    conn: SnapshotDep,
     score_name: Annotated[ScoreField, Query(alias="score")] = "clv",
     order: Literal["desc", "asc"] = "desc",
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> TopOut:
     """The contacts with the highest (or lowest) value of a score."""
-    async with pool.acquire() as conn:
-        rows = await repo.top(conn, score=score_name, descending=order == "desc", limit=limit)
+    rows = await repo.top(conn, score=score_name, descending=order == "desc", limit=limit)
     return TopOut(
         score=score_name,
         order=order,
@@ -234,24 +231,23 @@ _RANGES: dict[str, tuple[float, float]] = {
 )
 async def get_distribution(
     principal: ScoresReader,
-    pool: PoolDep,
+    conn: SnapshotDep,
     score_name: Annotated[ScoreField, Query(alias="score")] = "engagement",
     buckets: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> DistributionOut:
     """Contacts per range of a score, and per value tier, churn band and engagement band."""
-    async with pool.acquire() as conn:
-        if score_name == "clv":
-            low, high = 0.0, max(await repo.max_clv(conn), 1.0)
-        else:
-            low, high = _RANGES[score_name]
-        if score_name in ("recency", "frequency", "monetary"):
-            buckets, low, high = 5, 0.5, 5.5  # one bucket per quintile
-        total, counts = await repo.histogram(
-            conn, score=score_name, low=low, high=high, buckets=buckets
-        )
-        tiers = await repo.count_by(conn, "value_tier")
-        bands = await repo.count_by(conn, "churn_band")
-        engagement_bands = await repo.count_by(conn, "engagement_band")
+    if score_name == "clv":
+        low, high = 0.0, max(await repo.max_clv(conn), 1.0)
+    else:
+        low, high = _RANGES[score_name]
+    if score_name in ("recency", "frequency", "monetary"):
+        buckets, low, high = 5, 0.5, 5.5  # one bucket per quintile
+    total, counts = await repo.histogram(
+        conn, score=score_name, low=low, high=high, buckets=buckets
+    )
+    tiers = await repo.count_by(conn, "value_tier")
+    bands = await repo.count_by(conn, "churn_band")
+    engagement_bands = await repo.count_by(conn, "engagement_band")
     width = (high - low) / buckets
     return DistributionOut(
         score=score_name,

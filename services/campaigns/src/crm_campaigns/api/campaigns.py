@@ -19,7 +19,7 @@ from crm_campaigns.repository.campaigns import CampaignRow
 from crm_campaigns.repository.enrolments import Enrolment
 from crm_kit.api import Input, in_transaction
 from crm_kit.problems import problem_responses
-from crm_kit.runtime import ConnectionDep
+from crm_kit.runtime import ConnectionDep, SnapshotDep
 
 router = APIRouter(tags=["campaigns"])
 
@@ -123,7 +123,7 @@ class EnrolmentOut(BaseModel):
 
 
 @router.get("/campaigns", response_model=list[CampaignOut])
-async def list_campaigns(principal: Reader, conn: ConnectionDep) -> list[CampaignOut]:
+async def list_campaigns(principal: Reader, conn: SnapshotDep) -> list[CampaignOut]:
     """Every campaign."""
     return [CampaignOut.of(row) for row in await campaign_rows.campaigns(conn)]
 
@@ -132,7 +132,7 @@ async def list_campaigns(principal: Reader, conn: ConnectionDep) -> list[Campaig
     "/campaigns/{campaign_id}", response_model=CampaignOut, responses=problem_responses(404)
 )
 async def get_campaign(
-    campaign_id: ResourceId, principal: Reader, conn: ConnectionDep
+    campaign_id: ResourceId, principal: Reader, conn: SnapshotDep
 ) -> CampaignOut:
     """One campaign."""
     return CampaignOut.of(await handlers.get_campaign(conn, campaign_id))
@@ -206,9 +206,7 @@ async def complete(
 @router.get(
     "/campaigns/{campaign_id}/stats", response_model=StatsOut, responses=problem_responses(404)
 )
-async def campaign_stats(
-    campaign_id: ResourceId, principal: Reader, conn: ConnectionDep
-) -> StatsOut:
+async def campaign_stats(campaign_id: ResourceId, principal: Reader, conn: SnapshotDep) -> StatsOut:
     """Enrolled, holdout, sent, touched, converted, conversion rate, revenue and lift, per
     campaign and per step."""
     found = await stats.campaign_stats(conn, campaign_id)
@@ -217,7 +215,7 @@ async def campaign_stats(
 
 @router.get("/contacts/{contact_id}/enrolments", response_model=list[EnrolmentOut])
 async def enrolments_of(
-    contact_id: ResourceId, principal: Reader, conn: ConnectionDep
+    contact_id: ResourceId, principal: Reader, conn: SnapshotDep
 ) -> list[EnrolmentOut]:
     """A contact's enrolments in every campaign, oldest first (a merged id: its survivor's)."""
     return [EnrolmentOut.of(e) for e in await stats.enrolments_of(conn, contact_id)]

@@ -14,7 +14,7 @@ from crm_contracts.base import Channel
 from crm_kit.api import Input
 from crm_kit.errors import NotFound
 from crm_kit.problems import problem_responses
-from crm_kit.runtime import ConnectionDep
+from crm_kit.runtime import ConnectionDep, SnapshotDep
 
 router = APIRouter(tags=["frequency caps"])
 
@@ -36,7 +36,7 @@ class CapOut(BaseModel):
 
 
 @router.get("/frequency-caps", response_model=list[CapOut])
-async def list_caps(principal: Reader, conn: ConnectionDep) -> list[CapOut]:
+async def list_caps(principal: Reader, conn: SnapshotDep) -> list[CapOut]:
     """Every channel's cap (a channel not listed is not capped)."""
     return [
         CapOut(channel=Channel(c.channel), max_sends=c.max_sends, window_seconds=c.window_seconds)

@@ -15,7 +15,7 @@ from crm_campaigns.repository import segments as segment_rows
 from crm_campaigns.repository.segments import SegmentRow
 from crm_kit.api import Input, in_transaction
 from crm_kit.problems import problem_responses
-from crm_kit.runtime import ConnectionDep
+from crm_kit.runtime import ConnectionDep, SnapshotDep
 
 router = APIRouter(tags=["segments"])
 
@@ -75,13 +75,13 @@ async def _out(conn: ConnectionDep, row: SegmentRow) -> SegmentOut:
 
 
 @router.get("/segments", response_model=list[SegmentOut])
-async def list_segments(principal: Reader, conn: ConnectionDep) -> list[SegmentOut]:
+async def list_segments(principal: Reader, conn: SnapshotDep) -> list[SegmentOut]:
     """Every segment."""
     return [await _out(conn, row) for row in await segment_rows.all_segments(conn)]
 
 
 @router.get("/segments/{segment_id}", response_model=SegmentOut, responses=problem_responses(404))
-async def get_segment(segment_id: ResourceId, principal: Reader, conn: ConnectionDep) -> SegmentOut:
+async def get_segment(segment_id: ResourceId, principal: Reader, conn: SnapshotDep) -> SegmentOut:
     """One segment."""
     return await _out(conn, await handlers.get_segment(conn, segment_id))
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from crm_cases.api.dependencies import Ctx, Reader
 from crm_cases.handlers import analytics as handlers
 from crm_cases.sla import Metric
-from crm_kit.runtime import ConnectionDep
+from crm_kit.runtime import SnapshotDep
 
 router = APIRouter()
 
@@ -163,7 +163,7 @@ class AnalyticsOut(BaseModel):
 @router.get("/analytics", response_model=AnalyticsOut, response_model_by_alias=True)
 async def get_analytics(
     principal: Reader,
-    conn: ConnectionDep,
+    conn: SnapshotDep,
     ctx: Ctx,
     from_: Annotated[
         datetime,
@@ -176,7 +176,5 @@ async def get_analytics(
     rate, CSAT average, breaches by queue. The range is the cohort of cases opened in it (not
     the cases resolved in it), so the figures are of one set of cases and add up. At most 366
     days; 422 when from is not before to."""
-    # One snapshot, so that the four statements agree with one another.
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        found = await handlers.case_analytics(conn, ctx, start=from_, end=to)
-    return AnalyticsOut.of(found)
+    # One snapshot (SnapshotDep), so that the four statements agree with one another.
+    return AnalyticsOut.of(await handlers.case_analytics(conn, ctx, start=from_, end=to))

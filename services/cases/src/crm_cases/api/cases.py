@@ -18,7 +18,7 @@ from crm_kit.api import MAX_PAGE, IdempotencyKey, Input, created, in_transaction
 from crm_kit.http import CorrelationIdDep
 from crm_kit.idempotency import IdempotentPost, answer_once
 from crm_kit.problems import problem_responses
-from crm_kit.runtime import ConnectionDep
+from crm_kit.runtime import ConnectionDep, SnapshotDep
 
 router = APIRouter()
 
@@ -117,7 +117,7 @@ async def create_case(
 @router.get("/cases", response_model=CasePage, responses=problem_responses(400))
 async def list_cases(
     principal: Reader,
-    conn: ConnectionDep,
+    conn: SnapshotDep,
     ctx: Ctx,
     status_: Annotated[CaseStatus | None, Query(alias="status")] = None,
     priority: CasePriority | None = None,
@@ -148,7 +148,7 @@ async def list_cases(
 async def contact_cases(
     contact_id: str,
     principal: Reader,
-    conn: ConnectionDep,
+    conn: SnapshotDep,
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -161,7 +161,7 @@ async def contact_cases(
 
 
 @router.get("/cases/{case_id}", response_model=CaseOut, responses=problem_responses(404))
-async def get_case(case_id: str, principal: Reader, conn: ConnectionDep, ctx: Ctx) -> CaseOut:
+async def get_case(case_id: str, principal: Reader, conn: SnapshotDep, ctx: Ctx) -> CaseOut:
     """One case: its SLA clocks, breaches and everything that happened on it."""
     return CaseOut.of(await handlers.get_case(conn, ctx, case_id))
 

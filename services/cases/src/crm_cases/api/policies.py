@@ -15,7 +15,7 @@ from crm_cases.sla import Metric
 from crm_contracts.cases import CasePriority, CaseStatus
 from crm_kit.api import Input, in_transaction
 from crm_kit.problems import problem_responses
-from crm_kit.runtime import ConnectionDep
+from crm_kit.runtime import ConnectionDep, SnapshotDep
 
 router = APIRouter()
 
@@ -77,7 +77,7 @@ class PolicyOut(BaseModel):
 
 
 @router.get("/calendars", response_model=list[CalendarOut])
-async def list_calendars(principal: Reader, conn: ConnectionDep) -> list[CalendarOut]:
+async def list_calendars(principal: Reader, conn: SnapshotDep) -> list[CalendarOut]:
     """Every business-hours calendar."""
     return [CalendarOut(**row) for row in await handlers.list_calendars(conn)]
 
@@ -85,7 +85,7 @@ async def list_calendars(principal: Reader, conn: ConnectionDep) -> list[Calenda
 @router.get(
     "/calendars/{calendar_id}", response_model=CalendarOut, responses=problem_responses(404)
 )
-async def get_calendar(calendar_id: str, principal: Reader, conn: ConnectionDep) -> CalendarOut:
+async def get_calendar(calendar_id: str, principal: Reader, conn: SnapshotDep) -> CalendarOut:
     """One calendar."""
     return CalendarOut(**await handlers.get_calendar(conn, calendar_id))
 
@@ -101,7 +101,7 @@ async def put_calendar(
 
 
 @router.get("/sla-policies", response_model=list[PolicyOut])
-async def list_policies(principal: Reader, conn: ConnectionDep) -> list[PolicyOut]:
+async def list_policies(principal: Reader, conn: SnapshotDep) -> list[PolicyOut]:
     """The SLA policy of each priority, most urgent first."""
     return [PolicyOut(**row) for row in await handlers.list_policies(conn)]
 

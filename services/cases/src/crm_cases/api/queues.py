@@ -18,7 +18,7 @@ from crm_contracts.base import Code
 from crm_kit.api import Input, in_transaction
 from crm_kit.http import CorrelationIdDep
 from crm_kit.problems import problem_responses
-from crm_kit.runtime import ConnectionDep
+from crm_kit.runtime import ConnectionDep, SnapshotDep
 
 router = APIRouter()
 
@@ -108,13 +108,13 @@ class AgentOut(BaseModel):
 
 
 @router.get("/queues", response_model=list[QueueOut])
-async def list_queues(principal: Reader, conn: ConnectionDep) -> list[QueueOut]:
+async def list_queues(principal: Reader, conn: SnapshotDep) -> list[QueueOut]:
     """Every queue, by name."""
     return [QueueOut.of(v) for v in await handlers.list_queues(conn)]
 
 
 @router.get("/queues/{name}", response_model=QueueOut, responses=problem_responses(404))
-async def get_queue(name: str, principal: Reader, conn: ConnectionDep) -> QueueOut:
+async def get_queue(name: str, principal: Reader, conn: SnapshotDep) -> QueueOut:
     """One queue."""
     return QueueOut.of(await handlers.get_queue(conn, name))
 
@@ -142,13 +142,13 @@ async def put_queue(
 
 
 @router.get("/agents", response_model=list[AgentOut])
-async def list_agents(principal: Reader, conn: ConnectionDep) -> list[AgentOut]:
+async def list_agents(principal: Reader, conn: SnapshotDep) -> list[AgentOut]:
     """Every agent with their load, by id."""
     return [AgentOut.of(a) for a in await handlers.list_agents(conn)]
 
 
 @router.get("/agents/{agent_id}", response_model=AgentOut, responses=problem_responses(404))
-async def get_agent(agent_id: str, principal: Reader, conn: ConnectionDep) -> AgentOut:
+async def get_agent(agent_id: str, principal: Reader, conn: SnapshotDep) -> AgentOut:
     """One agent with their load."""
     return AgentOut.of(await handlers.get_agent(conn, agent_id))
 

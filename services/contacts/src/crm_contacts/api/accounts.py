@@ -14,7 +14,7 @@ from crm_contacts.api.models import Text
 from crm_kit.api import MAX_PAGE, IdempotencyKey, Input, Page, created
 from crm_kit.idempotency import IdempotentPost
 from crm_kit.problems import problem_responses
-from crm_kit.runtime import ConnectionDep
+from crm_kit.runtime import ConnectionDep, SnapshotDep
 
 router = APIRouter()
 
@@ -74,7 +74,7 @@ async def create_account(
 @router.get("/accounts", response_model=Page[AccountOut], responses=problem_responses(400))
 async def list_accounts(
     principal: Reader,
-    conn: ConnectionDep,
+    conn: SnapshotDep,
     q: Annotated[str | None, Query(min_length=1, max_length=100, description="Name.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -85,6 +85,6 @@ async def list_accounts(
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut, responses=problem_responses(404))
-async def get_account(account_id: str, principal: Reader, conn: ConnectionDep) -> AccountOut:
+async def get_account(account_id: str, principal: Reader, conn: SnapshotDep) -> AccountOut:
     """One account."""
     return AccountOut.from_row(await handlers.get_account(conn, account_id))

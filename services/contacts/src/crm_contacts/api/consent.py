@@ -15,7 +15,7 @@ from crm_contracts.base import Channel
 from crm_kit.api import Input, in_transaction
 from crm_kit.http import CorrelationIdDep
 from crm_kit.problems import problem_responses
-from crm_kit.runtime import ConnectionDep
+from crm_kit.runtime import ConnectionDep, SnapshotDep
 
 router = APIRouter()
 
@@ -96,6 +96,6 @@ async def set_consent(
     response_model=ConsentView,
     responses=problem_responses(404, 410),
 )
-async def get_consent(contact_id: str, principal: Reader, conn: ConnectionDep) -> ConsentView:
+async def get_consent(contact_id: str, principal: Reader, conn: SnapshotDep) -> ConsentView:
     """Effective consent and its history (who or what changed it, when)."""
     return ConsentView.from_consents(await handlers.get_consent(conn, contact_id))

@@ -18,7 +18,7 @@ from crm_kit.http import CorrelationIdDep
 from crm_kit.idempotency import IdempotentPost
 from crm_kit.inputs import Instant
 from crm_kit.problems import ProblemError, problem_responses
-from crm_kit.runtime import ConnectionDep
+from crm_kit.runtime import ConnectionDep, SnapshotDep
 
 router = APIRouter()
 
@@ -201,7 +201,7 @@ async def create_contact(
 @router.get("/contacts", response_model=Page[ContactSummary], responses=problem_responses(400))
 async def list_contacts(
     principal: Reader,
-    conn: ConnectionDep,
+    conn: SnapshotDep,
     ctx: Ctx,
     email: Annotated[str | None, Query(max_length=254)] = None,
     phone: Annotated[str | None, Query(max_length=32)] = None,
@@ -246,7 +246,7 @@ async def list_contacts(
 @router.get(
     "/contacts/{contact_id}", response_model=ContactOut, responses=problem_responses(404, 410)
 )
-async def get_contact(contact_id: str, principal: Reader, conn: ConnectionDep) -> ContactOut:
+async def get_contact(contact_id: str, principal: Reader, conn: SnapshotDep) -> ContactOut:
     """One contact; a merged id answers for its survivor (see `resolved_from`)."""
     return ContactOut.from_details(await handlers.get_contact(conn, contact_id))
 

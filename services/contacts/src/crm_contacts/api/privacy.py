@@ -20,7 +20,7 @@ from crm_contacts.api.timeline import CaseOut, EnrolmentOut, ScoresOut, Timeline
 from crm_kit.api import Input, in_transaction
 from crm_kit.http import CorrelationIdDep
 from crm_kit.problems import problem_responses
-from crm_kit.runtime import ConnectionDep
+from crm_kit.runtime import ConnectionDep, SnapshotDep
 
 router = APIRouter()
 
@@ -83,10 +83,9 @@ class ErasureOut(BaseModel):
 @router.get(
     "/contacts/{contact_id}/export", response_model=ExportOut, responses=problem_responses(404)
 )
-async def export_contact(contact_id: str, principal: Eraser, conn: ConnectionDep) -> ExportOut:
+async def export_contact(contact_id: str, principal: Eraser, conn: SnapshotDep) -> ExportOut:
     """Everything held about the person, erased contacts included (scope privacy:erase)."""
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        return ExportOut.from_export(await handlers.export_contact(conn, contact_id))
+    return ExportOut.from_export(await handlers.export_contact(conn, contact_id))
 
 
 @router.post(
@@ -122,6 +121,6 @@ async def erase_contact(
 
 
 @router.get("/erasures/{request_id}", response_model=ErasureOut, responses=problem_responses(404))
-async def get_erasure(request_id: str, principal: Eraser, conn: ConnectionDep) -> ErasureOut:
+async def get_erasure(request_id: str, principal: Eraser, conn: SnapshotDep) -> ErasureOut:
     """An erasure request, and which services reported it done."""
     return ErasureOut(**await handlers.erasure_status(conn, request_id))

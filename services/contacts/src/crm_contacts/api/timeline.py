@@ -16,7 +16,7 @@ from crm_contacts.api.dependencies import Ctx, Reader
 from crm_kit.api import MAX_PAGE, Page
 from crm_kit.inputs import Instant
 from crm_kit.problems import problem_responses
-from crm_kit.runtime import ConnectionDep
+from crm_kit.runtime import SnapshotDep
 
 router = APIRouter()
 
@@ -106,7 +106,7 @@ class View360(BaseModel):
 async def get_timeline(
     contact_id: str,
     principal: Reader,
-    conn: ConnectionDep,
+    conn: SnapshotDep,
     kind: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006 - FastAPI copies it
     channel: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
     source: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
@@ -135,10 +135,9 @@ async def get_timeline(
 @router.get(
     "/contacts/{contact_id}/360", response_model=View360, responses=problem_responses(404, 410)
 )
-async def get_360(contact_id: str, principal: Reader, conn: ConnectionDep, ctx: Ctx) -> View360:
+async def get_360(contact_id: str, principal: Reader, conn: SnapshotDep, ctx: Ctx) -> View360:
     """Profile, identifiers, stage, consent, account, scores, open cases, campaigns, timeline.
 
     A merged id answers for its survivor (`contact.resolved_from` names the id asked for).
     """
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        return View360.from_view(await handlers.get_360(conn, ctx, contact_id))
+    return View360.from_view(await handlers.get_360(conn, ctx, contact_id))
