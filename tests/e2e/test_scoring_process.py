@@ -106,10 +106,10 @@ async def test_the_scoring_process_starts_in_seconds_scores_and_rebuilds(
 
         process.send_signal(signal.SIGTERM)
         # uvicorn shuts down through the lifespan, then re-raises the signal it caught.
-        assert await asyncio.wait_for(process.wait(), 20) in (0, -signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 60) in (0, -signal.SIGTERM)
         rebuild = await asyncio.create_subprocess_exec(
             sys.executable,
-            *("-m", "crm_scoring", "rebuild", "--idle-seconds", "1.5"),
+            *("-m", "crm_scoring", "rebuild", "--idle-seconds", "3"),
             env=env,
             stdout=subprocess.PIPE,
         )

@@ -110,7 +110,7 @@ async def test_rebuild_from_the_history_gives_the_same_scores(
         await read_changes(scoring_settings, lambda cs: bool(for_contact(cs, marker)))
         live = await _fetch(dsn, query)
 
-    result = await rebuild(scoring_settings, clock=clock, idle_seconds=1.5)
+    result = await rebuild(scoring_settings, clock=clock, idle_seconds=3)
     rebuilt = await _fetch(dsn, query)
 
     assert result.events == len(events)

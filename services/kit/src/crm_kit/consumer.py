@@ -402,26 +402,29 @@ class BatchPipeline:
 
     async def _apply(self, deliveries: Sequence[Delivery]) -> None:
         after: AfterCommit | None = None
-        async with self._connection() as conn, conn.transaction():
-            fresh = await inbox.claim(
-                conn, self.inbox_consumer, [(d.event.source, d.event.id) for d in deliveries]
-            )
-            todo: list[Delivery] = []
-            applied: list[bool] = []
-            for delivery in deliveries:
-                key = (delivery.event.source, delivery.event.id)
-                fresh_one = key in fresh
-                if fresh_one:
-                    fresh.discard(key)  # a second copy within the same batch is a duplicate too
-                    todo.append(delivery)
-                applied.append(fresh_one)
-            if todo:
-                after = await self._handler(conn, todo)
-        if after is not None:
-            after()
-        self._observe(deliveries, applied)
-        self.applied += len(todo)
-        self.duplicates += len(deliveries) - len(todo)
+        async with self._connection() as conn:
+            async with conn.transaction():
+                fresh = await inbox.claim(
+                    conn, self.inbox_consumer, [(d.event.source, d.event.id) for d in deliveries]
+                )
+                todo: list[Delivery] = []
+                applied: list[bool] = []
+                for delivery in deliveries:
+                    key = (delivery.event.source, delivery.event.id)
+                    fresh_one = key in fresh
+                    if fresh_one:
+                        fresh.discard(key)  # a second copy within the batch is a duplicate too
+                        todo.append(delivery)
+                    applied.append(fresh_one)
+                if todo:
+                    after = await self._handler(conn, todo)
+            # Counted once committed, before the connection goes back to the pool (its reset
+            # is a round trip): whoever sees the batch's effects sees its counts soon after.
+            if after is not None:
+                after()
+            self._observe(deliveries, applied)
+            self.applied += len(todo)
+            self.duplicates += len(deliveries) - len(todo)
 
     def _observe(self, deliveries: Sequence[Delivery], applied: Sequence[bool]) -> None:
         """Count the batch's events per topic and outcome, with their lags (labels once a topic)."""

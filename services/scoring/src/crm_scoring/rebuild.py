@@ -6,8 +6,9 @@ Forgets the facts, merges, scores and inbox entries (keeps the published history
 erased ids, so that an erased contact stays erased), reads the consumed topics from the
 beginning in a new consumer group, applies every event through the same handler as the
 worker (publishing nothing: those changes went out the first time), stops once no record
-came for `idle_seconds` (end offsets cannot be trusted on every broker), re-scores every
-contact as of now and republishes its latest scores on the compacted topic.
+came for `idle_seconds` once it has partitions (end offsets cannot be trusted on every
+broker), re-scores every contact as of now and republishes its latest scores on the
+compacted topic.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ async def rebuild(
         while loop.time() - last_seen < idle_seconds:
             batch = await consumer.getmany(timeout_ms=200)
             if not batch:
+                if not consumer.assignment():
+                    last_seen = loop.time()  # idle counts once the group gave us partitions
                 continue
             last_seen = loop.time()
             events: list[CloudEvent] = []
