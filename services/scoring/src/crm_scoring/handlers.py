@@ -104,18 +104,42 @@ class Outcome:
 # -- conversions to the published language -----------------------------------------------
 
 
+_SCORES_MEMO_SIZE = 4096
+_scores_memo: dict[tuple[Any, ...], Scores] = {}
+
+
 def to_scores(card: ScoreCard, currency: str) -> Scores:
     """A score card as the contract's Scores."""
-    return Scores(
-        engagement=card.engagement,
-        recency=card.recency,
-        frequency=card.frequency,
-        monetary=card.monetary,
-        value_tier=ValueTier(card.value_tier),
-        clv=Money(amount=card.clv, currency=currency),
-        churn_risk=card.churn_risk,
-        churn_band=ChurnBand(card.churn_band),
+    # Validating the models is most of the cost of a published change, and many contacts
+    # share their scores (and a change's old scores were its contact's last new ones), so
+    # the frozen models are reused. The key spells clv and churn_risk as they print:
+    # 120.5 == 120.50 and 0.0 == -0.0, but their JSON differs.
+    key = (
+        card.engagement,
+        card.recency,
+        card.frequency,
+        card.monetary,
+        card.value_tier,
+        str(card.clv),
+        repr(card.churn_risk),
+        card.churn_band,
+        currency,
     )
+    scores = _scores_memo.get(key)
+    if scores is None:
+        if len(_scores_memo) >= _SCORES_MEMO_SIZE:
+            _scores_memo.clear()
+        scores = _scores_memo[key] = Scores(
+            engagement=card.engagement,
+            recency=card.recency,
+            frequency=card.frequency,
+            monetary=card.monetary,
+            value_tier=ValueTier(card.value_tier),
+            clv=Money(amount=card.clv, currency=currency),
+            churn_risk=card.churn_risk,
+            churn_band=ChurnBand(card.churn_band),
+        )
+    return scores
 
 
 def to_reasons(reasons: Sequence[Reason]) -> list[ScoreReason]:
@@ -245,7 +269,7 @@ async def _rescore(
     if rebuild:
         facts.update(await repo.facts_of(conn, rebuild))
     rows: list[repo.StoredContact] = []
-    history: list[tuple[str, str, datetime, dict[str, Any]]] = []
+    history: list[tuple[str, str, datetime, str]] = []
     for item in work:
         cid = item.contact_id
         evaluation = _evaluate(item, moments[cid], usable[cid], facts[cid], ctx.model)
@@ -267,7 +291,7 @@ def _record(
     now: datetime,
     trigger: str,
     out: Outcome,
-    history: list[tuple[str, str, datetime, dict[str, Any]]],
+    history: list[tuple[str, str, datetime, str]],
 ) -> repo.StoredContact:
     """Decide whether the change is material; if so, explain and publish it; the new row."""
     model, new = ctx.model, evaluation.card
@@ -281,8 +305,9 @@ def _record(
         change_event = _publish_change(
             ctx, out.events, item, published, new, reasons, cause_id, moment
         )
-        data = change_event.data_as(ScoreChanged)
-        history.append((item.contact_id, change_event.id, moment, data.model_dump(mode="json")))
+        # The JSON of `model_dump(mode="json")` in one serialisation (nulls kept, as before).
+        change_json = change_event.data_as(ScoreChanged).model_dump_json()
+        history.append((item.contact_id, change_event.id, moment, change_json))
         out.published += 1
         out.published_by[trigger] += 1
     out.scored_by[trigger] += 1

@@ -358,9 +358,9 @@ async def save_contacts(conn: asyncpg.Connection, rows: Sequence[StoredContact])
 
 
 async def add_history(
-    conn: asyncpg.Connection, rows: Sequence[tuple[str, str, datetime, dict[str, Any]]]
+    conn: asyncpg.Connection, rows: Sequence[tuple[str, str, datetime, str]]
 ) -> None:
-    """Record published changes: (contact_id, event_id, as_of, ScoreChanged data as JSON)."""
+    """Record published changes: (contact_id, event_id, as_of, ScoreChanged data as JSON text)."""
     if not rows:
         return
     await conn.execute(
@@ -372,7 +372,7 @@ async def add_history(
         [r[0] for r in rows],
         [r[1] for r in rows],
         [r[2] for r in rows],
-        [json.dumps(r[3]) for r in rows],
+        [r[3] for r in rows],
     )
 
 
