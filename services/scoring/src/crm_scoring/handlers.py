@@ -112,13 +112,13 @@ def to_scores(card: ScoreCard, currency: str) -> Scores:
     """A score card as the contract's Scores."""
     # Validating the models is most of the cost of a published change, and many contacts
     # share their scores (and a change's old scores were its contact's last new ones), so
-    # the frozen models are reused. The key spells clv and churn_risk as they print:
-    # 120.5 == 120.50 and 0.0 == -0.0, but their JSON differs.
+    # the frozen models are reused. The key spells the numbers as they print: 120.5 ==
+    # 120.50, 0.0 == -0.0 and 1 == 1.0, but their JSON differs.
     key = (
-        card.engagement,
-        card.recency,
-        card.frequency,
-        card.monetary,
+        repr(card.engagement),
+        repr(card.recency),
+        repr(card.frequency),
+        repr(card.monetary),
         card.value_tier,
         str(card.clv),
         repr(card.churn_risk),
