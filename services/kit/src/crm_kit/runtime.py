@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -243,6 +244,7 @@ def serve(app: Any, settings: ServiceSettings) -> None:
     """Run the app under uvicorn; SIGTERM shuts down through the lifespan."""
     import uvicorn
 
+    freeze_startup_heap()
     uvicorn.run(
         app,
         host=settings.http_host,
@@ -252,3 +254,16 @@ def serve(app: Any, settings: ServiceSettings) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def freeze_startup_heap() -> None:
+    """Keep what start-up built (modules, pydantic and FastAPI schemas, the app: some 90,000
+    objects that live as long as the process) out of the garbage collector's full passes.
+
+    Measured in contacts: a drain of 20,000 raw interactions made ~21 full collections, each
+    walking that heap again for nothing, 1.24 s of 6.6 s of CPU; frozen, ~0.1 s. Frozen
+    objects are still freed when their last reference goes; only a reference cycle among
+    them would never be collected.
+    """
+    gc.collect()
+    gc.freeze()
