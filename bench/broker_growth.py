@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.stack import cpu_seconds
 from crm_contracts import TopicSpec
 from crm_kit.kafka import consumer_options, ensure_topics, producer_options, wait_for_broker
 from crm_kit.settings import ServiceSettings
@@ -30,11 +30,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TOPIC = "bench.broker-growth"
 PARTITIONS = 3
 VALUE = b"x" * 400
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 async def _produce(producer: AIOKafkaProducer, batches: int) -> None:
@@ -73,18 +68,18 @@ async def run(rounds: int, grow: int, folder: Path) -> list[dict[str, float]]:
         rows: list[dict[str, float]] = []
         try:
             for round_ in range(rounds):
-                cpu, started = _cpu_seconds(proc.pid), time.perf_counter()
+                cpu, started = cpu_seconds(proc.pid), time.perf_counter()
                 await _produce(producer, 200)
                 produce_ms = (time.perf_counter() - started) * 1000
-                produce_cpu_ms = (_cpu_seconds(proc.pid) - cpu) * 1000
-                cpu, started = _cpu_seconds(proc.pid), time.perf_counter()
+                produce_cpu_ms = (cpu_seconds(proc.pid) - cpu) * 1000
+                cpu, started = cpu_seconds(proc.pid), time.perf_counter()
                 await _consume(consumer, 2000)
                 row = {
                     "stored_batches": round_ * (grow + 200),
                     "produce_200_ms": round(produce_ms, 1),
                     "produce_200_broker_cpu_ms": round(produce_cpu_ms, 1),
                     "consume_2000_ms": round((time.perf_counter() - started) * 1000, 1),
-                    "consume_2000_broker_cpu_ms": round((_cpu_seconds(proc.pid) - cpu) * 1000, 1),
+                    "consume_2000_broker_cpu_ms": round((cpu_seconds(proc.pid) - cpu) * 1000, 1),
                 }
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import subprocess
@@ -27,34 +26,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench.stack import CRMCTL, BenchStack, bench_stack
-from crm_contracts import topics
+from bench.stack import CRMCTL, BenchStack, bench_stack, cpu_seconds
 from crm_stack.backlog import measure_backlog
 from crm_stack.repository import unsent_outbox_rows
+from crm_stack.services import get_service
 
 SERVICES = ("contacts", "scoring")
-GROUPS = {
-    "contacts.events": (
-        topics.INTERACTIONS_RAW,
-        topics.CASES,
-        topics.CAMPAIGNS,
-        topics.SCORES,
-        topics.PRIVACY,
-    ),
-    "scoring.events": (topics.INTERACTIONS, topics.CASES, topics.CONTACTS, topics.PRIVACY),
-}
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int, *, children: bool = False) -> float:
-    """utime + stime of a process (and of its living children)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = (int(fields[11]) + int(fields[12])) / _TICK
-    if children:
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # it just ended
-                total += cpu_seconds(int(child))
-    return total
+GROUPS = {g: t for name in SERVICES for g, t in get_service(name).consumer_groups.items()}
 
 
 def _cpu(pids: dict[str, int]) -> dict[str, float]:

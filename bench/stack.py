@@ -148,6 +148,19 @@ class BenchStack:
         return out
 
 
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU time of a process (and of its living children: Postgres's backends)."""
+    process = psutil.Process(pid)
+    times = process.cpu_times()
+    total = float(times.user + times.system)
+    if children:
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):  # it just ended
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+    return total
+
+
 def _stack_env(state_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["CRM_STACK_STATE_DIR"] = str(state_dir)

@@ -101,7 +101,7 @@ async def test_decay_over_simulated_time_lowers_engagement_and_publishes_the_ban
         worker = service.app.state.worker
 
         async def both_applied() -> bool:
-            return bool(worker.applied == 2)
+            return worker.applied == 2
 
         await eventually(both_applied)  # the first change may be the purchase's alone
         later = datetime.now(UTC) + timedelta(days=60)
